@@ -1,0 +1,61 @@
+# datasum — `make figures` and `make test` are all a newcomer needs (see README.md).
+#
+#   make figures [SCALE=smoke|cpu|paper]   regenerate figures/<scale>/ with papermill
+#   make test                              the whole test suite (what CI runs)
+#   make bench                             speed and memory benchmarks, as ratios
+#   make clean                             remove the virtual environment and executed notebooks
+SHELL := /bin/bash
+SCALE ?= smoke
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of torch where one is at hand: these machines keep torch 2.13.0+cpu on disk, so the
+# pinned version installs offline. Elsewhere the pin falls back to pip's normal torch; pass
+# TORCH='torch==X' (or install torch yourself first) to choose another.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+PYTEST_NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg
+export PYTHONHASHSEED := 0
+
+.PHONY: install data figures test test-notebooks test-unit sync bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)" || $(BIN)/pip install --quiet torch
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+data: install
+	$(BIN)/datasum fetch --scale $(SCALE)
+
+figures: data
+	$(BIN)/datasum reproduce --scale $(SCALE)
+
+# The notebooks are the source: the exported library and the cleaned notebooks must be what is in the tree.
+sync: install
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  state() { { git status --porcelain; git diff; } | md5sum; }; \
+	  before=$$(state); \
+	  $(BIN)/nbdev-export && $(BIN)/nbdev-clean; \
+	  if [ "$$before" != "$$(state)" ]; then \
+	    echo "nbdev-export / nbdev-clean changed the tree: export and clean the notebooks, then commit:"; \
+	    git status --short; exit 1; \
+	  fi; \
+	fi
+
+test: data sync
+	$(BIN)/pytest $(PYTEST_NBVAL) nbs tests
+
+test-notebooks: data
+	$(BIN)/pytest $(PYTEST_NBVAL) nbs
+
+test-unit: install
+	$(BIN)/pytest tests
+
+bench: data
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) runs _proc
