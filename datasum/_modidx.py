@@ -103,6 +103,7 @@ d = { 'settings': { 'branch': 'main',
                                    'datasum.reproduce.has_parameters': ('reproduce.html#has_parameters', 'datasum/reproduce.py'),
                                    'datasum.reproduce.main': ('reproduce.html#main', 'datasum/reproduce.py'),
                                    'datasum.reproduce.manifest': ('reproduce.html#manifest', 'datasum/reproduce.py'),
+                                   'datasum.reproduce.merge_manifest': ('reproduce.html#merge_manifest', 'datasum/reproduce.py'),
                                    'datasum.reproduce.parser': ('reproduce.html#parser', 'datasum/reproduce.py'),
                                    'datasum.reproduce.reproduce': ('reproduce.html#reproduce', 'datasum/reproduce.py'),
                                    'datasum.reproduce.run_notebook': ('reproduce.html#run_notebook', 'datasum/reproduce.py')}}}
