@@ -1,0 +1,261 @@
+"""∞-AE: the closed-form NTK and the kernel ridge regression against independent references.
+
+References: a float64 numpy implementation of the layer recursion written from the method sheet
+(arc-cosine formulas, arccos form), the golden values of the method sheet, sklearn's KernelRidge,
+scipy's dense solve, and neural-tangents where it can be installed.
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from datasum.data import Interactions, random_split
+from datasum.infinite_ae import (InfiniteAE, kernel_ridge, lambda_sweep, masked_hit_rate, ntk, ntk_matrix, ridge)
+from datasum.metrics import hr_at_k
+
+GOLDEN_X = np.array([[1, 0, 1, 0, 0], [0, 1, 1, 0, 0], [1, 1, 0, 0, 1]], np.float64)
+
+
+def numpy_ntk(x: np.ndarray, y: np.ndarray, depth: int = 1, w_var: float = 2.0, b_var: float = 0.01) -> np.ndarray:
+    """Float64 reference: the NTK recursion over Dense/ReLU layers, written with arccos and explicit loops-free numpy."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    d = x.shape[1]
+    sigma = x @ y.T / d
+    qx = (x * x).sum(1)[:, None] / d
+    qy = (y * y).sum(1)[None, :] / d
+    theta_ntk = np.zeros_like(sigma)
+    for _ in range(depth):
+        sigma, qx, qy = w_var * sigma + b_var, w_var * qx + b_var, w_var * qy + b_var
+        theta_ntk = sigma + w_var * theta_ntk
+        cos = np.clip(sigma / np.sqrt(qx * qy), -1.0, 1.0)
+        angle = np.arccos(cos)
+        # arc-cosine kernel of degree 1 (Cho & Saul), scaled by 1/2 for the ReLU: E[relu(u) relu(v)]
+        sigma = np.sqrt(qx * qy) * (np.sin(angle) + (np.pi - angle) * cos) / (2 * np.pi)
+        # derivative kernel of degree 0: E[relu'(u) relu'(v)] = (π − angle) / 2π
+        theta_ntk = theta_ntk * (np.pi - angle) / (2 * np.pi)
+        qx, qy = qx / 2, qy / 2
+    return w_var * sigma + b_var + w_var * theta_ntk
+
+
+def closed_form_depth_one(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The method sheet's closed form at depth 1, elementwise in plain Python floats."""
+    d = x.shape[1]
+    out = np.empty((len(x), len(y)))
+    for i, a in enumerate(x):
+        for j, b in enumerate(y):
+            s = 2 * float(a @ b) / d + 0.01
+            qa, qb = 2 * float(a @ a) / d + 0.01, 2 * float(b @ b) / d + 0.01
+            root = math.sqrt(max(qa * qb - s * s, 0.0))
+            theta = math.atan2(root, s)
+            out[i, j] = root / math.pi + 2 * (math.pi - theta) * s / math.pi + 0.01
+    return out
+
+
+# --- kernel --------------------------------------------------------------------------------------
+
+def test_golden_depth_one_and_two():
+    with jax.enable_x64(True):
+        k1 = np.asarray(ntk(GOLDEN_X))
+        k2 = np.asarray(ntk(GOLDEN_X, depth=2))
+        zero = np.asarray(ntk(np.zeros((1, 5)), GOLDEN_X))
+    np.testing.assert_allclose(k1, [[1.63, .7808927, .8182852], [.7808927, 1.63, .8182852], [.8182852, .8182852, 2.43]], atol=1e-7)
+    np.testing.assert_allclose(np.diag(k2), [2.46, 2.46, 3.66], atol=1e-7)
+    np.testing.assert_allclose([k2[0, 1], k2[0, 2], k2[1, 2]], [1.1319397, 1.2211998, 1.2211998], atol=1e-7)
+    np.testing.assert_allclose(zero, [[.0491793, .0491793, .0554486]], atol=1e-7)
+
+
+def test_depth_one_equals_closed_form():
+    x = (np.random.default_rng(0).random((12, 9)) < 0.4).astype(np.float64)
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(np.asarray(ntk(x, x[:5])), closed_form_depth_one(x, x[:5]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_kernel_equals_float64_numpy_recursion(depth):
+    generator = np.random.default_rng(depth)
+    x = (generator.random((30, 40)) < 0.15).astype(np.float64)
+    y = generator.random((7, 40))  # continuous rows too
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(np.asarray(ntk(x, depth=depth)), numpy_ntk(x, x, depth), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(ntk(y, x, depth=depth)), numpy_ntk(y, x, depth), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_float32_blocked_kernel_equals_float64_reference(depth):
+    x = (np.random.default_rng(7).random((50, 60)) < 0.1).astype(np.float32)
+    reference = numpy_ntk(x, x, depth)
+    np.testing.assert_allclose(ntk_matrix(x, depth=depth, block_rows=16), reference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ntk_matrix(sp.csr_matrix(x[:9]), x, depth=depth, block_rows=4), reference[:9], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ntk(x, depth=depth)), reference, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_is_finite_on_the_diagonal():
+    x = jnp.asarray(GOLDEN_X, jnp.float32)
+    for depth in (1, 3):
+        gradient = jax.grad(lambda z: ntk(z, depth=depth).sum())(x)
+        assert np.isfinite(np.asarray(gradient)).all()
+    # and it matches central finite differences in float64
+    with jax.enable_x64(True):
+        z = np.random.default_rng(3).random((4, 6))
+        f = lambda a: float(ntk(a, depth=2).sum())
+        analytic = np.asarray(jax.grad(lambda a: ntk(a, depth=2).sum())(jnp.asarray(z)))
+        eps = 1e-6
+        numeric = np.zeros_like(z)
+        for idx in np.ndindex(z.shape):
+            up, down = z.copy(), z.copy()
+            up[idx] += eps; down[idx] -= eps
+            numeric[idx] = (f(up) - f(down)) / (2 * eps)
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
+
+
+binary_rows = arrays(np.float64, st.tuples(st.integers(2, 12), st.integers(1, 10)), elements=st.sampled_from([0.0, 1.0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=binary_rows, depth=st.integers(1, 4))
+def test_kernel_symmetric_and_positive_semidefinite(rows, depth):
+    with jax.enable_x64(True):
+        kernel = np.asarray(ntk(rows, depth=depth))
+    np.testing.assert_allclose(kernel, kernel.T, rtol=0, atol=1e-12)
+    assert np.linalg.eigvalsh(kernel).min() > -1e-9 * np.abs(kernel).max()
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=arrays(np.float32, st.tuples(st.integers(2, 20), st.integers(1, 12)), elements=st.floats(0, 3, width=32)))
+def test_float32_kernel_symmetric_psd(rows):
+    kernel = ntk_matrix(rows, block_rows=5).astype(np.float64)
+    np.testing.assert_allclose(kernel, kernel.T, rtol=1e-6)  # blocks of other shapes may round 1 ulp apart
+    assert np.linalg.eigvalsh(kernel).min() > -1e-5 * np.abs(kernel).max()
+
+
+def test_neural_tangents_oracle():
+    try:
+        from neural_tangents import stax
+    except Exception as error:  # absent, or present but broken against this jax (0.6.5 needs jax < 0.5)
+        pytest.skip(f"neural-tangents unavailable ({type(error).__name__}): `pip install neural-tangents` pulls tensorflow, "
+                    "and neural-tangents 0.6.5 fails with jax >= 0.5; the float64 numpy recursion and golden values stand in")
+    x = (np.random.default_rng(1).random((8, 11)) < 0.3).astype(np.float64)
+    for depth in (1, 2):
+        layers = []
+        for _ in range(depth): layers += [stax.Dense(1, W_std=math.sqrt(2), b_std=0.1), stax.Relu()]
+        _, _, kernel_fn = stax.serial(*layers, stax.Dense(1, W_std=math.sqrt(2), b_std=0.1))
+        with jax.enable_x64(True):
+            np.testing.assert_allclose(np.asarray(ntk(x, depth=depth)), np.asarray(kernel_fn(x, x, "ntk")), rtol=1e-6)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="depth must be >= 1"): ntk(GOLDEN_X, depth=0)
+    with pytest.raises(ValueError, match="columns"): ntk(GOLDEN_X, np.ones((2, 4)))
+    with pytest.raises(ValueError, match="depth must be >= 1"): InfiniteAE(depth=0)
+    with pytest.raises(ValueError, match="at least one lambda"): InfiniteAE(lambdas=[])
+    with pytest.raises(ValueError, match="not fitted"): InfiniteAE().score([0])
+    empty = Interactions.from_columns([0], [0]).subset(np.zeros(1, bool))
+    with pytest.raises(ValueError, match="no events"): InfiniteAE().fit(empty)
+
+
+# --- kernel ridge regression -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("lam", [0.1, 1.0, 20.0])
+def test_kernel_ridge_equals_sklearn(lam):
+    from sklearn.kernel_ridge import KernelRidge
+    generator = np.random.default_rng(5)
+    x = (generator.random((25, 15)) < 0.3).astype(np.float64)
+    with jax.enable_x64(True):
+        kernel = np.asarray(ntk(x))
+        alpha = kernel_ridge(kernel, x, lam)
+    # sklearn solves (K + a I) α = y with a fixed a: our λ is scaled by the mean of diag K
+    reference = KernelRidge(alpha=lam * np.mean(np.diag(kernel)), kernel="precomputed").fit(kernel, x)
+    np.testing.assert_allclose(alpha, reference.dual_coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(kernel @ alpha, reference.predict(kernel), rtol=1e-8, atol=1e-10)
+    assert ridge(kernel, -lam) == ridge(kernel, lam)  # |λ|, as the official code
+
+
+def test_golden_krr_predictions():
+    with jax.enable_x64(True):
+        kernel = np.asarray(ntk(GOLDEN_X))
+        predictions = kernel @ kernel_ridge(kernel, GOLDEN_X, 1.0)
+    np.testing.assert_allclose(predictions, [[.5071425, .1979009, .525601, 0, .0897212],
+                                             [.1979009, .5071425, .525601, 0, .0897212],
+                                             [.6174172, .6174172, .1794424, 0, .5276961]], atol=1e-7)
+
+
+def test_sweep_shortcut_equals_explicit_product_and_metrics():
+    generator = np.random.default_rng(11)
+    rows = (generator.random((60, 35)) < 0.2).astype(np.float32)
+    val = ((generator.random((60, 35)) < 0.08) & (rows == 0)).astype(np.float32)
+    kernel = ntk_matrix(rows)
+    lambdas = [0.3, 1.0, 5.0]
+    sweep = lambda_sweep(kernel, rows, val, lambdas, k=10)
+    k64 = kernel.astype(np.float64)
+    for lam, hit_rate in zip(lambdas, sweep.hit_rates):
+        alpha = scipy.linalg.solve(k64 + ridge(k64, lam) * np.eye(len(k64)), rows.astype(np.float64))
+        expected = hr_at_k(k64 @ alpha, sp.csr_matrix(val), 10, exclude=sp.csr_matrix(rows))
+        assert abs(hit_rate - expected) < 1e-6
+    assert sweep.best_lambda == lambdas[int(np.nanargmax(sweep.hit_rates))]
+    best = scipy.linalg.solve(k64 + ridge(k64, sweep.best_lambda) * np.eye(len(k64)), rows.astype(np.float64))
+    np.testing.assert_allclose(sweep.alpha, best, rtol=1e-3, atol=1e-4)
+
+
+def test_masked_hit_rate_equals_metrics_module():
+    generator = np.random.default_rng(2)
+    scores = generator.random((20, 30)).astype(np.float32)
+    exclude = generator.random((20, 30)) < 0.3
+    targets = (generator.random((20, 30)) < 0.1) & ~exclude
+    targets[0] = False  # a user without targets is skipped
+    ours = float(masked_hit_rate(jnp.asarray(scores), jnp.asarray(exclude), jnp.asarray(targets), 5))
+    assert abs(ours - hr_at_k(scores, sp.csr_matrix(targets), 5, exclude=sp.csr_matrix(exclude))) < 1e-6
+
+
+def test_a_lambda_without_positive_definite_system_is_skipped_not_used():
+    rows = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], np.float32)
+    val = np.array([[0, 1, 0, 0], [1, 0, 0, 0]], np.float32)
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]], np.float32)  # eigenvalues 3 and -1
+    sweep = lambda_sweep(indefinite, rows, val, [0.0, 0.5, 3.0], k=2)
+    assert math.isnan(sweep.hit_rates[0]) and math.isnan(sweep.hit_rates[1]) and sweep.best_lambda == 3.0
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"): kernel_ridge(indefinite, rows, 0.0)
+    with pytest.raises(np.linalg.LinAlgError, match="no λ"): lambda_sweep(indefinite, rows, val, [0.0], k=2)
+
+
+# --- the model ----------------------------------------------------------------------------------------
+
+def _toy(seed=0, users=30, items=25, per_user=6):
+    generator = np.random.default_rng(seed)
+    u = np.repeat(np.arange(users), per_user)
+    i = np.concatenate([generator.choice(items, per_user, replace=False) for _ in range(users)])
+    return Interactions.from_columns(u, i)
+
+
+def test_model_scores_equal_float64_dense_reference():
+    split = random_split(_toy(per_user=10), seed=42)
+    train = split.train
+    model = InfiniteAE(depth=2, lambdas=[0.5, 2.0, 10.0], block_rows=7).fit(train, split.val)
+    x = train.to_csr().toarray().astype(np.float64); x[x > 0] = 1
+    context = x.copy(); context[:5, :3] = 1  # a context that differs from the training rows
+    k_train = numpy_ntk(x, x, 2)
+    alpha = scipy.linalg.solve(k_train + ridge(k_train, model.lambda_) * np.eye(len(x)), x)
+    expected = numpy_ntk(context[:9], x, 2) @ alpha
+    np.testing.assert_allclose(model.score(np.arange(9), sp.csr_matrix(context)), expected, rtol=2e-3, atol=2e-4)
+    assert set(model.validation_) == {0.5, 2.0, 10.0}
+
+
+def test_model_without_validation_uses_a_holdout_and_duplicates_count_once():
+    train = _toy(seed=3)
+    doubled = Interactions.from_columns(np.r_[train.users, train.users[:10]], np.r_[train.items, train.items[:10]])
+    a = InfiniteAE(lambdas=[1.0, 5.0]).fit(train)
+    b = InfiniteAE(lambdas=[1.0, 5.0]).fit(doubled)
+    assert a.lambda_ in (1.0, 5.0) and len(a.validation_) == 2
+    np.testing.assert_allclose(a.score(np.arange(5)), b.score(np.arange(5)), rtol=1e-6)
+
+
+def test_model_is_deterministic():
+    split = random_split(_toy(seed=4, per_user=10), seed=42)
+    train, val = split.train, split.val
+    one = InfiniteAE(lambdas=[1.0, 5.0]).fit(train, val).score(np.arange(10))
+    two = InfiniteAE(lambdas=[1.0, 5.0]).fit(train, val).score(np.arange(10))
+    np.testing.assert_array_equal(one, two)
