@@ -1,0 +1,149 @@
+"""datasum.ask_llm: the paper's prompt, P(yes) against a naive reference, input rules, the cache, selection, the command."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from datasum.ask_llm import (PROMPT, AskLLM, PerplexityScorer, RandomScorer, ScoreCache, ask_llm_prompt, read_documents,
+                             sample_rate, tiny_judge, top_k)
+from datasum.reproduce import main
+
+# Typed from the paper (arXiv 2402.09668 v1, Fig. 3), independently of the module.
+PAPER_PROMPT = (
+    "###\nDOC\n###\n\n"
+    "Does the previous paragraph demarcated within ### and ### contain informative signal for pre-training a "
+    "large-language model? An informative datapoint should be well-formatted, contain some usable knowledge of the "
+    "world, and strictly NOT have any harmful, racist, sexist, etc. content.\n\n"
+    "OPTIONS:\n- yes\n- no")
+
+DOCS = ["The mitochondrion is the membrane-bound organelle that produces most of the cell's ATP.",
+        "buy now buy now cheap cheap pills",
+        "In 1790 the President addressed both houses of Congress on the state of the Union and its finances.",
+        "?? ??? ?? ????",
+        "short"]
+
+
+def test_prompt_is_the_papers():
+    assert PROMPT.format(document="DOC") == PAPER_PROMPT
+    assert ask_llm_prompt("a ### b") == PAPER_PROMPT.replace("DOC", "a  b")
+
+
+@pytest.fixture(scope="module", params=["causal", "seq2seq"])
+def judge(request):
+    model, tokenizer = tiny_judge(request.param, seed=3, texts=DOCS)
+    return AskLLM(model, tokenizer, batch_size=3, max_length=200)
+
+
+def naive_p_yes(scorer, document):
+    "One prompt at a time, no padding, full logits, autograd on, float64 softmax."
+    ids = torch.tensor([scorer.prompt_ids(document)])
+    model = scorer.model
+    if scorer.encoder_decoder:
+        start = torch.tensor([[model.config.decoder_start_token_id]])
+        logits = model(input_ids=ids, decoder_input_ids=start).logits
+    else:
+        logits = model(input_ids=ids).logits
+    probabilities = torch.softmax(logits[0, -1].double(), -1)
+    return float(probabilities[scorer.yes_ids].sum())
+
+
+def test_batched_p_yes_equals_one_by_one_reference(judge):
+    batched = judge.score(DOCS, cache=False)
+    reference = [naive_p_yes(judge, d) for d in DOCS]
+    np.testing.assert_allclose(batched, reference, rtol=1e-4, atol=1e-9)
+    assert ((batched > 0) & (batched < 1)).all()
+
+
+def test_tiny_judge_needs_no_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    model, tokenizer = tiny_judge("causal", seed=0)
+    scores = AskLLM(model, tokenizer, max_length=128).score(DOCS[:2], cache=False)
+    assert scores.shape == (2,)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.parquet"))
+
+
+def test_empty_long_and_non_utf8_documents(judge):
+    scores = judge.score(["", "   \n ", DOCS[0]], cache=False)
+    assert scores[0] == 0.0 and scores[1] == 0.0 and scores[2] > 0
+    long_ids = judge.prompt_ids("word " * 5000)
+    assert len(long_ids) <= judge.max_length
+    assert long_ids[-len(judge.prompt_ids("x")) + 5:] == judge.prompt_ids("x")[-len(judge.prompt_ids("x")) + 5:]
+    bad = b"caf\xe9 \xff au lait"
+    assert judge.score([bad], cache=False)[0] == pytest.approx(judge.score(["caf\ufffd \ufffd au lait"], cache=False)[0])
+
+
+def test_a_prompt_that_cannot_fit_is_an_error():
+    model, tokenizer = tiny_judge("causal", seed=0)
+    with pytest.raises(ValueError, match="leaves no room"):
+        AskLLM(model, tokenizer, max_length=10).prompt_ids("hello")
+
+
+def test_scores_are_cached_by_content_and_never_recomputed(judge, tmp_path, monkeypatch):
+    cache = ScoreCache(tmp_path)
+    first = judge.score(DOCS, cache=cache)
+    monkeypatch.setattr(judge, "_p_yes", lambda batch: (_ for _ in ()).throw(AssertionError("rescored")))
+    np.testing.assert_array_equal(judge.score(list(reversed(DOCS)), cache=ScoreCache(tmp_path)), first[::-1])
+
+
+@given(st.lists(st.one_of(st.floats(-5, 5), st.just(float("nan"))), min_size=1, max_size=40), st.data())
+@settings(max_examples=100, deadline=None)
+def test_top_k_matches_a_sort_reference(values, data):
+    scores = np.array(values)
+    k = data.draw(st.integers(0, len(scores)))
+    reference = sorted(range(len(scores)), key=lambda i: (math.isnan(scores[i]), -np.nan_to_num(scores[i], nan=0), i))[:k]
+    assert top_k(scores, k).tolist() == reference
+
+
+def test_sample_rate_and_random_scorer():
+    assert len(sample_rate(np.zeros(10), 0.1)) == 1
+    with pytest.raises(ValueError):
+        sample_rate(np.zeros(3), 0.0)
+    a, b = RandomScorer(1).score(range(50)), RandomScorer(1).score(range(50))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_perplexity_scorer_matches_a_reference():
+    model, tokenizer = tiny_judge("causal", seed=1, texts=DOCS)
+    scorer = PerplexityScorer(model, tokenizer, max_tokens=64, batch_size=4)
+    scores = scorer.score(DOCS)
+    for doc, score in zip(DOCS, scores):
+        ids = torch.tensor([[tokenizer.eos_token_id] + tokenizer.encode(doc, add_special_tokens=False)[:63]])
+        with torch.no_grad(): logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
+        assert score == pytest.approx(logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]].mean().item(), rel=1e-4)
+
+
+def test_read_documents_rules(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(b'"plain string"\n{"id": "x", "text": "caf\xe9"}\n\n{"text": "ok"}\n')
+    frame = read_documents(path)
+    assert frame.id.tolist() == ["1", "x", "4"] and frame.text.tolist()[1] == "caf\ufffd"
+    (tmp_path / "bad.jsonl").write_text('{"text": "a"}\nnot json\n')
+    with pytest.raises(ValueError, match="bad.jsonl, line 2: not JSON"):
+        read_documents(tmp_path / "bad.jsonl")
+
+
+def test_score_command_with_a_local_model_folder_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
+    model, tokenizer = tiny_judge("causal", seed=2, texts=DOCS)
+    model.save_pretrained(tmp_path / "judge")
+    tokenizer.save_pretrained(tmp_path / "judge")
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("\n".join(json.dumps({"id": i, "text": d}) for i, d in enumerate(DOCS)))
+    out = tmp_path / "scores.parquet"
+    assert main(["score", "--scorer", "ask-llm", "--model", str(tmp_path / "judge"), "--flush", "2", str(docs), str(out)]) == 0
+    table = pd.read_parquet(out)
+    assert table.id.tolist() == [str(i) for i in range(len(DOCS))]
+    direct = AskLLM(model, tokenizer).score(DOCS, cache=False)
+    np.testing.assert_allclose(table.score, direct, rtol=1e-4)
+    # resume: a partial output is completed, its rows are kept as they are
+    pd.read_parquet(out).iloc[:2].assign(score=[-1.0, -2.0]).to_parquet(out)
+    assert main(["score", "--scorer", "ask-llm", "--model", str(tmp_path / "judge"), str(docs), str(out)]) == 0
+    resumed = pd.read_parquet(out)
+    assert resumed.score.iloc[:2].tolist() == [-1.0, -2.0]
+    np.testing.assert_allclose(resumed.score.iloc[2:], direct[2:], rtol=1e-4)
