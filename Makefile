@@ -23,8 +23,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)" || $(BIN)/pip install --quiet torch
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -qq "$(TORCH)" || $(BIN)/pip install -qq torch
+	$(BIN)/pip install -qq -e ".[dev]"
 	@touch $@
 
 data: install

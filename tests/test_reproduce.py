@@ -1,0 +1,62 @@
+"""`datasum reproduce` on a throw-away project: a failing notebook is named with its cell, the others are kept."""
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from datasum import reproduce as R
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def notebook(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    cells = [nbformat.v4.new_code_cell('scale = "smoke"\nseed = 0')]
+    cells[0].metadata["tags"] = ["parameters"]
+    nb.cells = cells + [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "settings.ini", tmp_path / "settings.ini")
+    monkeypatch.setenv("DATASUM_SETTINGS", str(tmp_path / "settings.ini"))
+    (tmp_path / "nbs").mkdir()
+    good = notebook("from datasum.report import Claim, report_claims",
+                    "_ = report_claims([Claim('one plus one', '2', str(1 + 1), 1 + 1 == 2)], scale, 'toy')")
+    bad = notebook("x = 1", "raise ValueError('broken on purpose')")
+    nbformat.write(good, tmp_path / "nbs" / "10_good.ipynb")
+    nbformat.write(bad, tmp_path / "nbs" / "11_bad.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "nbs" / "12_no_parameters.ipynb")
+    return tmp_path
+
+
+def test_reproduce_reports_the_failing_cell_and_keeps_the_rest(project, capsys):
+    code = R.main(["reproduce", "--scale", "smoke"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "nbs/11_bad.ipynb" in err and "cell 3" in err and "ValueError: broken on purpose" in err
+    claims = (project / "figures" / "smoke" / "CLAIMS.md").read_text()
+    assert "one plus one" in claims and "1 hold, 0 fail" in claims
+    manifest = json.loads((project / "figures" / "smoke" / "MANIFEST.json").read_text())
+    assert [(n["notebook"], n["status"]) for n in manifest["notebooks"]] == [("10_good.ipynb", "ok"), ("11_bad.ipynb", "failed")]
+    assert manifest["scale"] == "smoke" and "numpy" in manifest["packages"]
+    assert (project / "runs" / "smoke" / "11_bad.ipynb").is_file()  # the executed copy, for reading
+
+
+def test_only_runs_the_named_notebooks_and_merges_the_manifest(project):
+    R.main(["reproduce", "--only", "bad"])
+    assert R.main(["reproduce", "--only", "good"]) == 0
+    manifest = json.loads((project / "figures" / "smoke" / "MANIFEST.json").read_text())
+    assert [n["notebook"] for n in manifest["notebooks"]] == ["10_good.ipynb", "11_bad.ipynb"]
+
+
+def test_unknown_names_and_scales_are_errors(project, capsys):
+    with pytest.raises(SystemExit, match="no figure notebook matches \\['nothing'\\]"):
+        R.main(["reproduce", "--only", "nothing"])
+    with pytest.raises(SystemExit):
+        R.main(["reproduce", "--scale", "laptop"])
+    assert "invalid choice: 'laptop'" in capsys.readouterr().err
