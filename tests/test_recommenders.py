@@ -1,0 +1,158 @@
+"""Cross-checks of the recommender zoo: EASE against per-item ridge regressions, learning on ML-100K, determinism, bad input."""
+import numpy as np
+import pytest
+import torch
+
+from datasum.data import DatasetError, Interactions, load, random_split, sequential_split
+from datasum.recommenders import (EASE, MF, MVAE, SASRec, SVAE, BiasOnly, LightGCN, NeuMF, PopRec, RecommenderError,
+                                  ease_weights, evaluate_ranking, merge)
+
+
+def synthetic(n_users=80, n_items=40, per_user=8, seed=0, ratings=False):
+    "Users of four taste groups, each drawing items mostly from its own quarter of the catalogue, with timestamps."
+    gen = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(n_users):
+        group = u % 4
+        liked = gen.choice(np.arange(group * n_items // 4, (group + 1) * n_items // 4), per_user - 2, replace=False)
+        other = gen.choice(np.setdiff1d(np.arange(n_items), liked), 2, replace=False)
+        for i in np.concatenate([liked, other]): users.append(u); items.append(i)
+    users, items = np.array(users), np.array(items)
+    values = gen.integers(1, 6, len(users)).astype(float) if ratings else None
+    return Interactions.from_columns(users, items, values, timestamps=np.arange(len(users)), name="synthetic")
+
+
+@pytest.fixture(scope="module")
+def ml100k():
+    try: return load("ml-100k")
+    except DatasetError as error: pytest.skip(f"ML-100K not available: {error}")
+
+
+# --- EASE -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lam", [0.5, 10.0, 300.0])
+def test_ease_equals_independent_ridge_regressions(lam):
+    "EASE's B column j is the ridge regression of item j's column on the other items' columns (float64, per column)."
+    data = synthetic(seed=3)
+    X = (data.to_csr().toarray() > 0).astype(np.float64)
+    n_items = X.shape[1]
+    expected = np.zeros((n_items, n_items))
+    for j in range(n_items):
+        others = np.delete(np.arange(n_items), j)
+        A = X[:, others]
+        expected[others, j] = np.linalg.solve(A.T @ A + lam * np.eye(n_items - 1), A.T @ X[:, j])
+    np.testing.assert_allclose(ease_weights(X.T @ X, lam), expected, atol=1e-9)
+    model = EASE(lambdas=[lam]).fit(data)
+    np.testing.assert_allclose(model.weights_, expected, atol=1e-5)
+    np.testing.assert_allclose(model.score(np.arange(5)), X[:5] @ expected, atol=1e-4)
+
+
+def test_ease_grid_equals_dense_solve_at_the_chosen_lambda():
+    "The eigendecomposition path used for the grid gives the dense solve's B at the lambda it picked."
+    split = random_split(synthetic(n_users=120, seed=4), seed=1)
+    model = EASE(lambdas=[1.0, 30.0, 1000.0]).fit(split.train, split.val)
+    assert model.lam_ in (1.0, 30.0, 1000.0) and len(model.validation_) == 3
+    X = (split.train.to_csr().toarray() > 0).astype(np.float64)
+    P = np.linalg.inv(X.T @ X + model.lam_ * np.eye(X.shape[1]))
+    B = np.eye(X.shape[1]) - P / np.diag(P)[None, :]
+    np.testing.assert_allclose(model.weights_, B, atol=1e-5)
+
+
+# --- learning on ML-100K ----------------------------------------------------------------------------------------
+
+def test_bpr_loss_decreases_and_mf_beats_poprec(ml100k):
+    split = random_split(ml100k, seed=42)
+    mf = MF(loss="bpr", dim=32, epochs=6, batch_size=2048, lr=0.01, validate_every=100, seed=0, threads=1).fit(split.train)
+    losses = [h["loss"] for h in mf.history_]
+    assert losses[-1] < losses[0] and all(b <= a + 1e-3 for a, b in zip(losses, losses[1:])), losses
+    context = merge(split.train, split.val)
+    mf_ndcg = evaluate_ranking(mf, split.test, context)["nDCG@10"]
+    pop_ndcg = evaluate_ranking(PopRec().fit(split.train), split.test, context)["nDCG@10"]
+    assert mf_ndcg > 1.3 * pop_ndcg, (mf_ndcg, pop_ndcg)
+
+
+def test_sasrec_beats_poprec_on_the_sequential_split(ml100k):
+    split = sequential_split(ml100k)
+    sasrec = SASRec(dim=32, max_len=50, epochs=8, batch_size=64, lr=2e-3, validate_every=100, seed=0, threads=1).fit(split.train)
+    context = merge(split.train, split.val)
+    ours = evaluate_ranking(sasrec, split.test, context, ks=(10,))
+    popular = evaluate_ranking(PopRec().fit(split.train), split.test, context, ks=(10,))
+    assert ours["nDCG@10"] > popular["nDCG@10"] and ours["HR@10"] > popular["HR@10"], (ours, popular)
+
+
+# --- determinism ---------------------------------------------------------------------------------------------
+
+SMALL = {
+    "PopRec": lambda seed: PopRec(),
+    "EASE": lambda seed: EASE(lambdas=[5.0, 50.0]),
+    "BiasOnly": lambda seed: BiasOnly(epochs=3, batch_size=64, seed=seed),
+    "MF-bpr": lambda seed: MF(dim=8, epochs=3, batch_size=64, seed=seed),
+    "MF-mse": lambda seed: MF(loss="mse", dim=8, epochs=3, batch_size=64, seed=seed),
+    "NeuMF": lambda seed: NeuMF(dim=8, epochs=2, pretrain_epochs=1, batch_size=64, seed=seed),
+    "MVAE": lambda seed: MVAE(hidden=16, latent=8, epochs=3, batch_size=16, seed=seed),
+    "LightGCN": lambda seed: LightGCN(dim=8, epochs=3, batch_size=64, seed=seed),
+    "SASRec": lambda seed: SASRec(dim=8, max_len=6, epochs=2, batch_size=16, seed=seed),
+    "SVAE": lambda seed: SVAE(embedding=8, hidden=8, latent=4, max_len=6, loss_positions=3, epochs=2, batch_size=16, seed=seed),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_model_is_deterministic_under_a_seed(name):
+    data = synthetic(ratings=name == "MF-mse")
+    split = random_split(data, seed=0)
+    users = np.arange(10)
+    torch.manual_seed(123)  # the global torch state must not matter ...
+    first = SMALL[name](0).fit(split.train, split.val).score(users)
+    torch.manual_seed(456)
+    second = SMALL[name](0).fit(split.train, split.val).score(users)
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (10, data.n_items) and first.dtype == np.float32
+    if name not in ("PopRec", "EASE"):  # ... and a different seed gives a different model
+        assert not np.array_equal(first, SMALL[name](1).fit(split.train, split.val).score(users))
+
+
+def test_a_fit_leaves_the_callers_torch_state_alone():
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    MF(dim=4, epochs=1, batch_size=64, seed=0, threads=1).fit(synthetic())
+    np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+def test_predict_gives_ratings_near_the_mean_for_bias_only():
+    data = synthetic(ratings=True)
+    model = BiasOnly(loss="mse", epochs=30, batch_size=64, lr=0.05, validate_every=100).fit(data)
+    predicted = model.predict(data.users, data.items)
+    assert np.mean((predicted - data.ratings) ** 2) < np.var(data.ratings)
+
+
+# --- context: sequential models read the history they are given ----------------------------------------------------
+
+def test_sequential_scores_depend_on_the_context():
+    split = sequential_split(synthetic())
+    model = SASRec(dim=8, max_len=6, epochs=2, batch_size=16).fit(split.train)
+    assert not np.allclose(model.score(np.arange(5)), model.score(np.arange(5), merge(split.train, split.val)))
+    np.testing.assert_array_equal(model.score(np.arange(5)), model.score(np.arange(5), split.train))
+
+
+# --- bad arguments -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_empty_training_set_is_a_clear_error(name):
+    data = synthetic()
+    with pytest.raises(RecommenderError, match="has no events"):
+        SMALL[name](0).fit(data.subset(np.zeros(len(data), bool)))
+
+
+def test_other_bad_arguments():
+    data = synthetic()
+    with pytest.raises(RecommenderError, match="not fitted"): MF().score([0])
+    with pytest.raises(RecommenderError, match="loss must be"): MF(loss="hinge")
+    with pytest.raises(RecommenderError, match="user indices"): PopRec().fit(data).score([data.n_users])
+    with pytest.raises(RecommenderError, match="ranks items"): PopRec().fit(data).predict([0], [0])
+    with pytest.raises(RecommenderError, match="lambda must be >= 0"): EASE(lambdas=[-1.0]).fit(data)
+    with pytest.raises(RecommenderError, match="must be Interactions"): PopRec().fit(np.zeros((3, 3)))
+    other = Interactions.from_columns([0, 1], [0, 1])
+    with pytest.raises(RecommenderError, match="context has"): EASE(lambdas=[1.0]).fit(data).score([0], other)
+    with pytest.raises(ValueError, match="k=41 must lie between 1 and the number of items"):
+        evaluate_ranking(PopRec().fit(data), data, data, ks=(41,))
