@@ -503,7 +503,7 @@ def _positions(data: Interactions, order: np.ndarray) -> tuple[np.ndarray, np.nd
 def random_split(data: Interactions, seed: int = 42, min_interactions: int = 3) -> Split:
     "Per-user random 80/10/10 split (∞-AE / SVP-CF protocol): one shuffled event always goes to test."
     data = _drop_light_users(data, min_interactions)
-    keys = rng(seed, "random_split").random(len(data))
+    keys = rng(seed).random(len(data))
     order = np.lexsort((keys, data.users))
     position, n = _positions(data, order)
     train_end, val_end = (8 * n) // 10, (9 * n) // 10
