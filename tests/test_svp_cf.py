@@ -115,7 +115,7 @@ def test_pagerank_equals_networkx():
     graph = nx.from_scipy_sparse_array(adjacency)
     for damping in (0.85, 1e-6):
         reference = nx.pagerank(graph, alpha=damping, tol=1e-12, max_iter=1000)
-        ours = pagerank(adjacency, damping)
+        ours = pagerank(adjacency, damping, tol=1e-12)
         np.testing.assert_allclose(ours, [reference[n] for n in range(adjacency.shape[0])], rtol=1e-6, atol=1e-12)
 
 
