@@ -2,13 +2,21 @@
 
 Printed: the load time (the reference), every non-proxy sampler's time and its ratio to the load
 (target: below 1), PageRank against networkx's on the same graph, a random walk against a
-networkx-graph walk of the same length, and the proxies' seconds per epoch.
+networkx-graph walk of the same length, the proxies' seconds per epoch, and the wall time of the whole
+`smoke` study with cold result caches (a temporary DATASUM_CACHE holding only the datasets) against the
+2-minute smoke budget. Set DATASUM_BENCH_SKIP_STUDY=1 to leave the study out.
 """
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
+from datasum.config import cache_dir
 from datasum.data import load, random_split
 from datasum.svp_cf import SAMPLERS, bipartite_adjacency, pagerank, proxy_hardness, sample
 
@@ -54,6 +62,35 @@ def main():
     for proxy in ("bias", "mf"):
         seconds, _ = timed(proxy_hardness, small, proxy, epochs=5)
         print(f"proxy {proxy} on ML-100K: {seconds / 5:.2f} s per epoch")
+
+    if os.environ.get("DATASUM_BENCH_SKIP_STUDY") != "1": smoke_study()
+
+
+STUDY = """
+from datasum.bench import scenario_split
+from datasum.config import settings, set_threads, threads
+from datasum.data import load
+from datasum.svp_cf import SAMPLERS, ranking_study, suite
+knobs = settings("svp_cf", "smoke")
+set_threads(threads("smoke"))
+for dataset, scenarios, *override in knobs.runs:
+    for scenario in scenarios:
+        split = scenario_split(load(dataset), scenario, seed=42)
+        ranking_study(split, scenario, lambda s: suite(scenario, knobs.models, s), list(SAMPLERS), knobs.keeps,
+                      knobs.seeds, knobs.proxy_epochs, progress=False)
+"""
+
+
+def smoke_study():
+    "The whole smoke study in a fresh process with empty result caches (datasets linked from the real cache)."
+    with tempfile.TemporaryDirectory() as folder:
+        for dataset in ("ml-100k",):
+            os.symlink(cache_dir() / dataset, Path(folder) / dataset)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", STUDY], check=True, env=os.environ | {"DATASUM_CACHE": folder, "PYTHONHASHSEED": "0"})
+        seconds = time.perf_counter() - start
+    print(f"smoke study (16 samplers x 2 budgets x 5 algorithms, proxies, cold caches): {seconds:.0f} s wall, "
+          f"{seconds / 120:.2f} of the 2-minute smoke budget")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from datasum.data import Interactions, load, random_split
-from datasum.svp_cf import (ALIASES, SAMPLERS, bipartite_adjacency, pagerank, per_user_removal, propensity_hardness,
-                            proxy_hardness, removal_count, remove_users, sample)
+from datasum.svp_cf import (ALIASES, SAMPLERS, bipartite_adjacency, lowest, pagerank, per_user_removal,
+                            propensity_hardness, proxy_hardness, removal_count, remove_users, sample, shuffled_by_user,
+                            timed_by_user)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,49 @@ def test_interaction_axis_budgets_are_exact_on_any_data(pairs, keep, seed):
     h = np.random.default_rng(seed).random(len(data))
     for name in ("random", "svp-cf-mf", "svp-cf-prop-bias"):
         assert len(sample(data, name, keep, seed, hardness=h)) == len(data) - math.floor((1 - keep) * len(data) + 1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=60), st.data(), st.integers(0, 10))
+def test_lowest_equals_a_full_sort(values, data, seed):
+    "The partition-based cut takes the same values as sorting would, ties drawn without repeats."
+    score = np.array(values, float) / 3
+    count = data.draw(st.integers(0, len(score)))
+    picked = lowest(score, count, seed)
+    assert len(set(picked.tolist())) == count
+    np.testing.assert_array_equal(np.sort(score[picked]), np.sort(score)[:count])
+
+
+def _events(users, times):
+    n_users = max(users) + 1
+    return Interactions(np.array(users, np.int64), np.arange(len(users)), np.ones(len(users), np.float32),
+                        np.array(times, np.int64), np.arange(n_users), np.arange(len(users)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 4)), min_size=1, max_size=50), st.integers(0, 5),
+       st.sampled_from([1, 10 ** 17]))
+def test_time_order_equals_lexsort(pairs, seed, scale):
+    "Grouped by user, oldest first: the same (user, time) sequence as numpy's lexsort, also on the wide-key fallback."
+    users, times = zip(*pairs)
+    data = _events(users, [t * scale for t in times])
+    order = timed_by_user(data, seed)
+    reference = np.lexsort((data.timestamps, data.users))
+    assert sorted(order.tolist()) == list(range(len(data)))
+    np.testing.assert_array_equal(data.users[order], data.users[reference])
+    np.testing.assert_array_equal(data.timestamps[order], data.timestamps[reference])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=50), st.integers(0, 5))
+def test_shuffle_within_users_is_a_grouped_permutation(users, seed):
+    data = _events(users, [0] * len(users))
+    order = shuffled_by_user(data, seed)
+    assert sorted(order.tolist()) == list(range(len(data)))
+    np.testing.assert_array_equal(data.users[order], np.sort(data.users))
+
+
+def test_ties_at_the_cut_are_random_but_seeded():
+    score = np.zeros(100)
+    draws = [tuple(sorted(lowest(score, 10, seed).tolist())) for seed in range(5)]
+    assert len(set(draws)) == 5 and draws[0] == tuple(sorted(lowest(score, 10, 0).tolist()))
