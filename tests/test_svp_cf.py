@@ -175,3 +175,11 @@ def test_ties_at_the_cut_are_random_but_seeded():
     score = np.zeros(100)
     draws = [tuple(sorted(lowest(score, 10, seed).tolist())) for seed in range(5)]
     assert len(set(draws)) == 5 and draws[0] == tuple(sorted(lowest(score, 10, 0).tolist()))
+
+
+def test_torch_threads_restores_the_previous_count():
+    import torch
+    from datasum.svp_cf import torch_threads
+    before = torch.get_num_threads()
+    with torch_threads(1): assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
