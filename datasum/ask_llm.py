@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import atomic_write, cache_dir, rng, sha256_file
-from .text import EOS, Package, as_text, content_hash, fetch_package
+from .data import Package, fetch_package
+from .text import EOS, as_text, content_hash
 
 # %% auto #0
 __all__ = ['PROMPT', 'DTYPES', 'SMOLLM2', 'SMOLLM2_FILE', 'ask_llm_prompt', 'ScoreCache', 'native_bf16', 'resolve_dtype',
