@@ -172,11 +172,17 @@ def test_read_documents_rules(tmp_path):
         read_documents(tmp_path / "bad.jsonl")
 
 
-def test_score_command_with_a_local_model_folder_resumes(tmp_path, monkeypatch):
+def _saved_judge(tmp_path, monkeypatch):
+    "A tiny causal judge saved as a local model folder, with the cache in `tmp_path`."
     monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
     model, tokenizer = tiny_judge("causal", seed=2, texts=DOCS)
     model.save_pretrained(tmp_path / "judge")
     tokenizer.save_pretrained(tmp_path / "judge")
+    return model, tokenizer
+
+
+def test_score_command_with_a_local_model_folder_resumes(tmp_path, monkeypatch):
+    model, tokenizer = _saved_judge(tmp_path, monkeypatch)
     docs = tmp_path / "docs.jsonl"
     docs.write_text("\n".join(json.dumps({"id": i, "text": d}) for i, d in enumerate(DOCS)))
     out = tmp_path / "scores.parquet"
@@ -194,10 +200,7 @@ def test_score_command_with_a_local_model_folder_resumes(tmp_path, monkeypatch):
 
 
 def test_score_command_dtype_option(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
-    model, tokenizer = tiny_judge("causal", seed=2, texts=DOCS)
-    model.save_pretrained(tmp_path / "judge")
-    tokenizer.save_pretrained(tmp_path / "judge")
+    model, tokenizer = _saved_judge(tmp_path, monkeypatch)
     docs = tmp_path / "docs.jsonl"
     docs.write_text("\n".join(json.dumps(d) for d in DOCS))
     for dtype in ("float32", "bfloat16"):
