@@ -21,7 +21,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['SCALES', 'ConfigError', 'settings_path', 'project_root', 'parse_value', 'Knobs', 'methods', 'settings', 'cache_dir',
-           'figures_dir', 'atomic_write', 'sha256_file', 'rng', 'threads', 'set_threads']
+           'figures_dir', 'atomic_write', 'current_umask', 'sha256_file', 'rng', 'threads', 'set_threads']
 
 # %% ../nbs/00_config.ipynb #cd787941
 SCALES = ("smoke", "cpu", "paper")
@@ -110,6 +110,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -118,6 +119,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+def current_umask() -> int:
+    "The process's umask (read by setting it and putting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 def sha256_file(path: str | os.PathLike) -> str:
     "The SHA-256 hex digest of a file, read in 1 MiB blocks."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +21,8 @@ import pandas as pd
 from .config import atomic_write, figures_dir
 
 # %% auto #0
-__all__ = ['save_figure', 'markdown_table', 'save_table', 'Claim', 'verdict', 'fmt', 'claims_frame', 'report_claims']
+__all__ = ['save_figure', 'markdown_table', 'save_table', 'Claim', 'verdict', 'fmt', 'claims_frame', 'claim_lines',
+           'report_claims', 'same_line_within_tolerance', 'same_within_tolerance']
 
 # %% ../nbs/00a_report.ipynb #60c51f7f
 def save_figure(fig: matplotlib.figure.Figure, scale: str, method: str, name: str) -> list[Path]:
@@ -56,16 +58,20 @@ def save_table(frame: pd.DataFrame, scale: str, method: str, name: str, floatfmt
 # %% ../nbs/00a_report.ipynb #3d649af9
 @dataclass
 class Claim:
-    "One paper claim: the paper's value, ours at this scale, and whether it holds."
+    "One paper claim: the paper's value, ours at this scale, whether it holds, and how far `ours` may move between machines."
     claim: str
     paper: str
     ours: str
     holds: bool | None
     note: str = ""
+    tolerance: float | None = None  # absolute, in the units `ours` is printed in; None: printed values must not move
 
     def __post_init__(self):
         self.holds = None if self.holds is None else bool(self.holds)  # numpy bools are not JSON
         self.paper, self.ours, self.note = str(self.paper), str(self.ours), str(self.note)
+        if self.tolerance is not None and not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
+            raise ValueError(f"Claim {self.claim!r}: tolerance must be a finite number >= 0, got {self.tolerance!r}")
+        self.tolerance = None if self.tolerance is None else float(self.tolerance)
 
 def verdict(holds: bool | None) -> str:
     "The word for a claim's status: holds, fails, or n/a (cannot be judged at this scale)."
@@ -83,6 +89,12 @@ def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
     frame["status"] = [verdict(h) for h in frame["holds"]]
     return frame[["claim", "paper", "ours", "status", "note"]]
 
+def claim_lines(claim: Claim) -> str:
+    "The two printed lines of one claim: status and statement, then paper, ours (± tolerance) and note."
+    ours = claim.ours + (f" (± {claim.tolerance:g})" if claim.tolerance is not None else "")
+    return (f"[{verdict(claim.holds)}] {claim.claim}\n    paper: {claim.paper} | ours: {ours}"
+            + (f" | {claim.note}" if claim.note else ""))
+
 def report_claims(claims: Sequence[Claim], scale: str, method: str) -> pd.DataFrame:
     "Save the claims as `claims.json` under `figures/<scale>/<method>/`, print them, and return the table."
     if not claims: raise ValueError("report_claims needs at least one Claim")
@@ -91,7 +103,28 @@ def report_claims(claims: Sequence[Claim], scale: str, method: str) -> pd.DataFr
     records = [asdict(c) for c in claims]
     with atomic_write(figures_dir(scale, method) / "claims.json", "w") as handle:
         json.dump({"method": method, "scale": scale, "claims": records}, handle, indent=1)
-    frame = claims_frame(claims)
-    for row in frame.itertuples(index=False):
-        print(f"[{row.status}] {row.claim}\n    paper: {row.paper} | ours: {row.ours}" + (f" | {row.note}" if row.note else ""))
-    return frame
+    for c in claims: print(claim_lines(c))
+    return claims_frame(claims)
+
+# %% ../nbs/00a_report.ipynb #7d33d597
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_TOLERANCE = re.compile(r"\(± ([0-9.eE+-]+)\)")
+
+def _split_numbers(line: str) -> tuple[list[str], list[float]]:
+    "The text between the numbers of `line`, and the numbers."
+    return _NUMBER.split(line), [float(n) for n in _NUMBER.findall(line)]
+
+def same_line_within_tolerance(stored: str, fresh: str) -> bool:
+    "Whether `fresh` matches `stored` exactly, or, where `stored` states `(± t)`, in words with numbers within `t`."
+    if stored == fresh: return True
+    if not (found := _TOLERANCE.search(stored)): return False
+    if not (marker := _TOLERANCE.search(fresh)) or marker.group(1) != found.group(1): return False
+    tolerance = float(found.group(1))
+    (stored_text, stored_numbers), (fresh_text, fresh_numbers) = _split_numbers(stored), _split_numbers(fresh)
+    if stored_text != fresh_text or len(stored_numbers) != len(fresh_numbers): return False
+    return all(abs(a - b) <= tolerance + 1e-12 * max(abs(a), abs(b)) for a, b in zip(stored_numbers, fresh_numbers))
+
+def same_within_tolerance(stored: str, fresh: str) -> bool:
+    "Whether two printed outputs match line by line, numbers on lines that state `(± t)` within `t`."
+    stored_lines, fresh_lines = stored.rstrip("\n").split("\n"), fresh.rstrip("\n").split("\n")
+    return len(stored_lines) == len(fresh_lines) and all(map(same_line_within_tolerance, stored_lines, fresh_lines))
