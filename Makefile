@@ -2,6 +2,8 @@
 #
 #   make figures [SCALE=smoke|cpu|paper]   regenerate figures/<scale>/ with papermill
 #   make test                              the whole test suite (what CI runs)
+#   make test-fresh                        make test as a newcomer meets it: a fresh clone of HEAD and an
+#                                          empty cache, once with portable CPU kernels, once with native ones
 #   make bench                             speed and memory benchmarks, as ratios
 #   make clean                             remove the virtual environment and executed notebooks
 SHELL := /bin/bash
@@ -17,7 +19,7 @@ STAMP := $(VENV)/.installed
 PYTEST_NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg
 export PYTHONHASHSEED := 0
 
-.PHONY: install data figures test test-notebooks test-unit sync bench clean
+.PHONY: install data figures test test-fresh test-notebooks test-unit sync bench clean
 
 install: $(STAMP)
 
@@ -47,6 +49,24 @@ sync: install
 
 test: data sync
 	$(BIN)/pytest $(PYTEST_NBVAL) nbs tests
+
+# Stored outputs must hold on machines whose CPUs pick other kernels. `portable` asks torch for its
+# plain kernels (ATEN_CPU_CAPABILITY=default) and numpy for its baseline ones (every dispatched
+# feature that this CPU has is disabled); `native` uses what the processor offers.
+test-fresh: install
+	@mkdir -p runs; set -e; for kernels in portable native; do \
+	  dir=$$(mktemp -d); git clone -q "$$PWD" "$$dir/datasum"; start=$$SECONDS; \
+	  echo "== $$kernels kernels: fresh clone of $$(git rev-parse --short HEAD) in $$dir, empty DATASUM_CACHE"; \
+	  ( cd "$$dir/datasum" && export DATASUM_CACHE="$$dir/cache" && \
+	    if [ $$kernels = portable ]; then \
+	      export ATEN_CPU_CAPABILITY=default; \
+	      export NPY_DISABLE_CPU_FEATURES="$$($(abspath $(BIN))/python -c 'from numpy._core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f; print(" ".join(x for x in d if f.get(x)))')"; \
+	    fi; \
+	    $(MAKE) --no-print-directory test ) > runs/test-fresh-$$kernels.log 2>&1 && status=0 || status=$$?; \
+	  tail -n 3 runs/test-fresh-$$kernels.log; \
+	  echo "== $$kernels kernels: make test exit $$status in $$((SECONDS - start)) s (log: runs/test-fresh-$$kernels.log)"; \
+	  rm -rf "$$dir"; [ $$status -eq 0 ]; \
+	done
 
 test-notebooks: data
 	$(BIN)/pytest $(PYTEST_NBVAL) nbs

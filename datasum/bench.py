@@ -98,7 +98,7 @@ def evaluate(model: Recommender, split: Split, scenario: str, part: str = "test"
     return {name: float(means[name]) for name in wanted if name in means}
 
 # %% ../nbs/04_bench.ipynb #ce7082c5
-BENCH_VERSION = 1
+BENCH_VERSION = 2  # 2: top-k breaks ties by item index (metrics)
 
 def split_fingerprint(split: Split) -> str:
     "SHA-256 over every array of the train, validation and test parts and the index sizes."

@@ -31,21 +31,25 @@ class ConfigError(ValueError):
 
 # %% ../nbs/00_config.ipynb #3f396659
 def settings_path() -> Path:
-    "The `settings.ini` in use: `$DATASUM_SETTINGS`, else the source tree's, else the nearest above the working directory."
+    "The `settings.ini` in use: `$DATASUM_SETTINGS`, else the checkout's, else the copy installed with the package."
     if env := os.environ.get("DATASUM_SETTINGS"):
         path = Path(env).expanduser()
         if not path.is_file(): raise ConfigError(f"DATASUM_SETTINGS={env}: no such file")
         return path
-    source_tree = [Path(__file__).resolve().parent.parent] if "__file__" in globals() else []
-    candidates = [d / "settings.ini" for d in [*source_tree, Path.cwd(), *Path.cwd().parents]]
+    package = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+    candidates = [package.parent / "settings.ini", package / "settings.ini"]
     for path in candidates:
         if path.is_file(): return path
-    raise ConfigError("settings.ini not found; looked in: " + ", ".join(str(p) for p in candidates[:3])
-                      + " ... (set DATASUM_SETTINGS to its path)")
+    raise ConfigError("settings.ini not found; looked in: " + ", ".join(str(p) for p in candidates)
+                      + " (set DATASUM_SETTINGS to its path)")
 
 def project_root() -> Path:
-    "The folder that holds `settings.ini`; `figures/` and `runs/` live below it."
-    return settings_path().parent
+    "The checkout: the folder that holds `settings.ini` and `nbs/`; `figures/` and `runs/` live below it."
+    root = settings_path().parent
+    if not (root / "nbs").is_dir():
+        raise ConfigError(f"{root} is not a checkout of datasum (no nbs/ beside settings.ini); figures and runs "
+                          "are written in a checkout: git clone the repository and pip install -e '.[dev]' in it")
+    return root
 
 # %% ../nbs/00_config.ipynb #1301f74e
 def parse_value(text: str) -> Any:

@@ -33,14 +33,19 @@ def _check_block(scores: np.ndarray, targets, exclude=None) -> tuple[np.ndarray,
     return scores, targets, exclude
 
 def top_k(scores: np.ndarray, k: int, exclude: sp.spmatrix | None = None) -> np.ndarray:
-    "The `k` best items of each row, best first, never an excluded item (unless fewer than `k` remain)."
+    "The `k` best items of each row, best first, ties by lower item index, never an excluded item (unless fewer than `k` remain)."
     scores = np.array(scores, dtype=np.float64)
     n_items = scores.shape[1]
     if not 1 <= k <= n_items: raise ValueError(f"k={k} must lie between 1 and the number of items ({n_items})")
+    scores[np.isnan(scores)] = -np.inf
     if exclude is not None:
         exclude = sp.coo_matrix(exclude)
         scores[exclude.row, exclude.col] = -np.inf
-    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k, None]   # the k-th best value of each row
+    better, tied = scores > kth, scores == kth
+    room = k - better.sum(axis=1, keepdims=True)                              # how many tied items fit
+    chosen = better | (tied & (np.cumsum(tied, axis=1) <= room))              # exactly k per row
+    best = np.nonzero(chosen)[1].reshape(len(scores), k)                      # ascending item index
     order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
     return np.take_along_axis(best, order, axis=1)
 

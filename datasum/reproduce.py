@@ -8,6 +8,8 @@ Docs: https://github.com/datasum/datasum/reproduce.html.md"""
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -19,11 +21,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from .config import SCALES, atomic_write, project_root, settings
+from .cli import ArgumentParser, HelpFormatter, UsageError, run_handler
+from .config import SCALES, ConfigError, atomic_write, project_root, settings
 
 # %% auto #0
-__all__ = ['PACKAGES', 'COMMAND_MODULES', 'has_parameters', 'figure_notebooks', 'NotebookRun', 'run_notebook', 'gather_claims',
-           'manifest', 'reproduce', 'merge_manifest', 'parser', 'main']
+__all__ = ['PACKAGES', 'COMMANDS', 'has_parameters', 'figure_notebooks', 'NotebookRun', 'run_notebook', 'gather_claims',
+           'manifest', 'reproduce', 'merge_manifest', 'needs_checkout', 'parser', 'main']
 
 # %% ../nbs/90_reproduce.ipynb #32c75bde
 def has_parameters(path: Path) -> bool:
@@ -38,7 +41,7 @@ def figure_notebooks(nbs: Path | None = None, only: Sequence[str] = ()) -> list[
     if only:
         chosen = [p for p in found if any(name in p.stem for name in only)]
         if unknown := [name for name in only if not any(name in p.stem for p in found)]:
-            raise SystemExit(f"datasum reproduce: no figure notebook matches {unknown}; "
+            raise UsageError(f"no figure notebook matches {unknown}; "
                              f"available: {', '.join(p.stem for p in found)}")
         return chosen
     return found
@@ -124,7 +127,7 @@ def reproduce(scale: str = "smoke", only: Sequence[str] = (), seed: int = 0, nbs
               root: Path | None = None) -> list[NotebookRun]:
     "Run the figure notebooks at `scale`, then write `CLAIMS.md` and `MANIFEST.json`; returns each notebook's run."
     from tqdm.auto import tqdm
-    if scale not in SCALES: raise SystemExit(f"datasum reproduce: unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    if scale not in SCALES: raise UsageError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     root = Path(root or project_root())
     notebooks = figure_notebooks(nbs or root / "nbs", only)
     timeout = settings("reproduce", scale).notebook_timeout
@@ -159,7 +162,17 @@ def _fetch_command(args: argparse.Namespace) -> int:
     for name in names: print(f"{name}: {fetch(name)}")
     return 0
 
+def needs_checkout(root: Path | None = None) -> Path:
+    "The project root with its notebooks, or a UsageError saying that `datasum reproduce` needs a checkout and the dev extra."
+    try: root = Path(root or project_root())
+    except ConfigError: root = None
+    if root is None or not (root / "nbs").is_dir() or importlib.util.find_spec("papermill") is None:
+        raise UsageError("datasum reproduce runs the notebooks of a checkout: git clone the datasum repository, "
+                         "then pip install -e '.[dev]' in it and run the command there")
+    return root
+
 def _reproduce_command(args: argparse.Namespace) -> int:
+    needs_checkout()
     runs = reproduce(args.scale, args.only, args.seed)
     failed = [r for r in runs if r.status != "ok"]
     for r in runs: print(f"{r.status:>6}  {r.seconds:7.1f} s  {r.notebook}" + (f"\n        {r.error}" if r.error else ""))
@@ -169,29 +182,61 @@ def _reproduce_command(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-COMMAND_MODULES = ("datasum.svp_cf", "datasum.ask_llm", "datasum.density", "datasum.distill_cf", "datasum.farzi")
+# %% ../nbs/90_reproduce.ipynb #5548a7e0
+COMMANDS = {
+    "sample": ("datasum.svp_cf", "sample a ratings file with SVP-CF or another of the sixteen samplers"),
+    "score": ("datasum.ask_llm", "score documents (JSON lines) with Ask-LLM, perplexity or random; resumable"),
+    "density": ("datasum.density", "score documents by inverse kernel density (RACE sketch)"),
+    "distill": ("datasum.distill_cf", "distill a ratings file into a few synthetic users (Distill-CF)"),
+    "farzi": ("datasum.farzi", "distill event sequences into a few synthetic sequences (Farzi)"),
+}
 
-def parser() -> argparse.ArgumentParser:
-    "The `datasum` argument parser, with the subcommands of every method module that is present."
-    top = argparse.ArgumentParser(prog="datasum", description="Data-efficient ML: reproduce the papers, sample or distill your data.")
-    commands = top.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("reproduce", help="run the figure notebooks with papermill; write CLAIMS.md and MANIFEST.json")
-    run.add_argument("--scale", default="smoke", choices=SCALES)
-    run.add_argument("--only", nargs="+", default=[], metavar="NAME", help="notebooks whose name contains NAME")
-    run.add_argument("--seed", type=int, default=0)
-    run.set_defaults(handler=_reproduce_command)
-    get = commands.add_parser("fetch", help="bring datasets into the cache ($DATASUM_CACHE)")
-    get.add_argument("names", nargs="*", help="dataset names (default: those of the scale)")
-    get.add_argument("--scale", default="smoke", choices=SCALES)
-    get.set_defaults(handler=_fetch_command)
-    import importlib, importlib.util
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            module = importlib.import_module(name)
-            if hasattr(module, "add_command"): module.add_command(commands)
+def _builtin_arguments(name: str, sub: argparse.ArgumentParser) -> None:
+    if name == "reproduce":
+        sub.add_argument("--scale", default="smoke", choices=SCALES, help="knobs of settings.ini to run with")
+        sub.add_argument("--only", nargs="+", default=[], metavar="NAME", help="only notebooks whose name contains NAME")
+        sub.add_argument("--seed", type=int, default=0, help="the notebooks' seed")
+        sub.epilog = "examples:\n  datasum reproduce\n  datasum reproduce --scale cpu --only 10_svp_cf"
+        sub.set_defaults(handler=_reproduce_command)
+    else:
+        sub.add_argument("names", nargs="*", help="dataset names (default: those of the scale)")
+        sub.add_argument("--scale", default="smoke", choices=SCALES, help="whose datasets to fetch")
+        sub.epilog = "examples:\n  datasum fetch ml-1m\n  datasum fetch --scale cpu"
+        sub.set_defaults(handler=_fetch_command)
+
+# %% ../nbs/90_reproduce.ipynb #35501b66
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    "The `datasum` parser; only `command`'s module is imported to define its arguments (the others show their summary)."
+    top = ArgumentParser(prog="datasum", formatter_class=HelpFormatter,
+                         description="Data-efficient ML: reproduce the papers, sample or distill your data.",
+                         epilog="examples:\n  datasum sample ratings.csv sample.csv --sampler svp-cf --keep 0.4\n"
+                                "  datasum score docs.jsonl scores.parquet --scorer ask-llm\n  datasum reproduce --scale smoke")
+    top.add_argument("--version", action="version", version=f"datasum {_version()}")
+    common = ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=ArgumentParser)
+    builtin = {"reproduce": "run the figure notebooks with papermill; write CLAIMS.md and MANIFEST.json",
+               "fetch": "bring datasets into the cache ($DATASUM_CACHE)"}
+    present = {name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None}
+    for name, summary in [*builtin.items(), *((n, s) for n, (_, s) in present.items())]:
+        sub = commands.add_parser(name, help=summary, description=summary, parents=[common], formatter_class=HelpFormatter)
+        if name != command: continue
+        if name in builtin: _builtin_arguments(name, sub)
+        else: importlib.import_module(present[name][0]).add_arguments(sub)
     return top
 
+def _version() -> str:
+    from datasum import __version__
+    return __version__
+
+# %% ../nbs/90_reproduce.ipynb #0d9d20d6
 def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of the `datasum` command."
-    args = parser().parse_args(argv)
-    return args.handler(args)
+    "Entry point of the `datasum` command: parse, run the subcommand's handler, return its exit status."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    try:
+        args = parser(command).parse_args(argv)
+    except SystemExit as exit:  # --help, --version, or a usage error already printed
+        return exit.code if isinstance(exit.code, int) else 2
+    return run_handler(args.handler, args)

@@ -34,3 +34,28 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
             handle.write("new")
             raise RuntimeError("interrupted")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_a_wheel_carries_the_scales_and_is_no_checkout(tmp_path):
+    # pip builds the wheel from this tree; extracted, it is importable as an installed package
+    import os, shutil, subprocess, sys, zipfile
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    source = tmp_path / "source"   # what a source distribution holds; the build leaves its files there, not here
+    shutil.copytree(root / "datasum", source / "datasum", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "settings.ini"): shutil.copy(root / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "wheel")], check=True, capture_output=True)
+    wheel, = (tmp_path / "wheel").glob("datasum-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("datasum/settings.ini") == (root / "settings.ini").read_bytes()
+        archive.extractall(tmp_path / "site")
+    probe = ("from datasum.config import settings, settings_path, project_root, ConfigError\n"
+             "print(settings_path()); print(settings('data', 'cpu')['datasets'])\n"
+             "try: project_root()\nexcept ConfigError as error: print('no checkout:', error)")
+    env = {k: v for k, v in os.environ.items() if k != "DATASUM_SETTINGS"} | {"PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0] == str(tmp_path / "site" / "datasum" / "settings.ini")
+    assert "ml-100k" in lines[1]
+    assert lines[2].startswith("no checkout:") and "git clone" in lines[2]

@@ -192,3 +192,14 @@ def test_mse():
     assert mse([1, 2, 3], [1, 2, 5]) == pytest.approx(4 / 3)
     with pytest.raises(ValueError, match="shape"):
         mse([1, 2], [1, 2, 3])
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 40)),
+              elements=st.sampled_from([0.0, 1.0, 2.0, 2.5, -np.inf, np.nan])), st.data())
+def test_top_k_breaks_ties_by_item_index_like_a_stable_full_sort(scores, data):
+    # equal scores are common (popularity counts); the order among them must not depend on the
+    # partition algorithm numpy picks for the processor
+    k = data.draw(st.integers(1, scores.shape[1]))
+    reference = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(top_k(scores, k), reference)

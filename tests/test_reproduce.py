@@ -54,9 +54,47 @@ def test_only_runs_the_named_notebooks_and_merges_the_manifest(project):
     assert [n["notebook"] for n in manifest["notebooks"]] == ["10_good.ipynb", "11_bad.ipynb"]
 
 
-def test_unknown_names_and_scales_are_errors(project, capsys):
-    with pytest.raises(SystemExit, match="no figure notebook matches \\['nothing'\\]"):
-        R.main(["reproduce", "--only", "nothing"])
-    with pytest.raises(SystemExit):
-        R.main(["reproduce", "--scale", "laptop"])
-    assert "invalid choice: 'laptop'" in capsys.readouterr().err
+def test_unknown_names_and_scales_are_one_line_errors(project, capsys):
+    assert R.main(["reproduce", "--only", "nothing"]) == 2
+    err = capsys.readouterr().err
+    assert err == "datasum: error: no figure notebook matches ['nothing']; available: 10_good, 11_bad\n"
+    assert R.main(["reproduce", "--scale", "laptop"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'laptop'" in err and len(err.splitlines()) == 1
+
+
+def test_reproduce_outside_a_checkout_says_what_it_needs(tmp_path, monkeypatch, capsys):
+    shutil.copy(ROOT / "settings.ini", tmp_path / "settings.ini")   # an installed package: settings, no notebooks
+    monkeypatch.setenv("DATASUM_SETTINGS", str(tmp_path / "settings.ini"))
+    assert R.main(["reproduce"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "checkout" in err
+    assert err.startswith("datasum: error:") and "git clone" in err and ".[dev]" in err
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "runs").exists()
+
+
+def test_version_and_help(capsys):
+    from datasum import __version__
+    assert R.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"datasum {__version__}"
+    assert R.main(["reproduce", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: smoke)" in out and "examples:" in out and "datasum reproduce --scale cpu" in out
+    assert R.main(["fetch", "--help"]) == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_top_level_help_imports_no_model_library():
+    import subprocess, sys
+    code = ("import sys; from datasum.reproduce import main; status = main(['--help']); "
+            "print(status, sorted(m for m in ('torch', 'jax', 'transformers', 'datasum.svp_cf', 'datasum.ask_llm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
+    assert "sample" in out and "score" in out   # the subcommands are listed all the same
+
+
+def test_every_registered_command_module_defines_add_arguments():
+    import importlib, importlib.util
+    present = [module for module, _ in R.COMMANDS.values() if importlib.util.find_spec(module)]
+    assert "datasum.svp_cf" in present and "datasum.ask_llm" in present
+    for module in present: assert callable(importlib.import_module(module).add_arguments), module
