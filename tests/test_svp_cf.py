@@ -1,4 +1,5 @@
 """The sixteen samplers: budgets, untouched evaluation data, determinism, degenerate input, and references."""
+import dataclasses
 import math
 
 import networkx as nx
@@ -7,9 +8,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from datasum.data import Interactions, load, random_split
-from datasum.svp_cf import (ALIASES, SAMPLERS, bipartite_adjacency, lowest, pagerank, per_user_removal,
-                            propensity_hardness, proxy_hardness, removal_count, remove_users, sample, shuffled_by_user,
-                            timed_by_user)
+from datasum.svp_cf import (ALIASES, KEEP_MEANS, SAMPLERS, bipartite_adjacency, forest_fire_nodes, lowest, pagerank, per_user_removal,
+                            propensity_hardness, proxy_hardness, random_walk_nodes, removal_count, remove_users, sample,
+                            shuffled_by_user, timed_by_user)
 
 
 @pytest.fixture(scope="module")
@@ -23,30 +24,53 @@ def hardness(split):
     return np.random.default_rng(0).integers(0, 5, len(split.train)) / 5
 
 
+def check_keep_meaning(train, result, name, keep, seed):
+    "`keep` means what KEEP_MEANS says for `name`; `result` is a subset of the rows of `train`."
+    n = len(train)
+    exact = n - removal_count(keep, n)
+    assert result.rows is not None and np.all(np.diff(result.rows) > 0)          # chosen rows, in order, each once
+    np.testing.assert_array_equal(result.users, train.users[result.rows])
+    np.testing.assert_array_equal(result.items, train.items[result.rows])
+    meaning = KEEP_MEANS[name]
+    if meaning.startswith("share of the interactions: exactly"):
+        assert len(result) == exact
+    elif meaning.startswith("share of each user's interactions"):
+        n_u = train.user_degrees()
+        np.testing.assert_array_equal(result.user_degrees(), n_u - per_user_removal(keep, n_u))
+    elif "whole users" in meaning:
+        assert len(result) <= exact
+        kept_users = result.user_degrees() > 0
+        assert np.all(result.user_degrees()[kept_users] == train.user_degrees()[kept_users])   # users kept whole
+        assert len(result) > exact - train.user_degrees().max() or keep == 1
+    elif "whole nodes" in meaning:
+        assert exact - max(train.user_degrees().max(), train.item_degrees().max()) < len(result) <= exact or keep == 1
+    else:
+        assert meaning.startswith("share of the graph's nodes")
+        nodes = {"random-walk": random_walk_nodes, "forest-fire": forest_fire_nodes}[name](train, keep, seed)
+        live = (train.user_degrees() > 0).sum() + (train.item_degrees() > 0).sum()
+        if keep < 1: assert nodes.sum() == math.ceil(keep * live - 1e-9)            # the node budget itself
+        among = nodes[train.users] & nodes[train.n_users + train.items] if keep < 1 else np.ones(n, bool)
+        np.testing.assert_array_equal(result.rows, np.flatnonzero(among))         # exactly the edges among visited nodes
+
+
 @pytest.mark.parametrize("name", list(SAMPLERS))
 @pytest.mark.parametrize("keep", [0.8, 0.4, 0.1])
-def test_each_sampler_keeps_the_requested_share(split, hardness, name, keep):
-    result = sample(split.train, name, keep, seed=3, hardness=hardness if SAMPLERS[name].proxy else None)
-    n = len(split.train)
-    exact = n - removal_count(keep, n)
-    axis = SAMPLERS[name].axis
-    assert set(zip(result.users.tolist(), result.items.tolist())) <= set(zip(split.train.users.tolist(), split.train.items.tolist()))
-    if name in ("random", *[s for s in SAMPLERS if s.startswith("svp-cf")]):
-        assert len(result) == exact                                      # exact budgets
-    elif name in ("stratified", "temporal"):
-        assert exact - split.train.n_users <= len(result) <= exact         # per-user rounding up
-    elif axis == "user" or name == "centrality":
-        assert len(result) <= exact                                        # whole users / nodes: overshoot
-        assert len(result) >= exact - split.train.user_degrees().max() - split.train.item_degrees().max()
-    else:
-        assert 0 < len(result) <= len(split.train)                         # node budgets (random walk, forest fire)
+def test_each_sampler_keeps_what_keep_means(split, hardness, name, keep):
+    train = dataclasses.replace(split.train, rows=np.arange(len(split.train)))
+    result = sample(train, name, keep, seed=3, hardness=hardness if SAMPLERS[name].proxy else None)
+    check_keep_meaning(train, result, name, keep, seed=3)
     assert (result.n_users, result.n_items) == (split.train.n_users, split.train.n_items)
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_sampling_never_touches_validation_or_test(split, hardness, name):
+    before = {part: [getattr(getattr(split, part), c).copy() for c in ("users", "items", "ratings", "timestamps")]
+              for part in ("val", "test")}
     sampled = split.with_train(sample(split.train, name, 0.4, seed=1, hardness=hardness if SAMPLERS[name].proxy else None))
-    assert sampled.val is split.val and sampled.test is split.test
+    for part, arrays in before.items():
+        for column, array in zip(("users", "items", "ratings", "timestamps"), arrays):
+            np.testing.assert_array_equal(getattr(getattr(sampled, part), column), array)
+    assert len(sampled.train) < len(split.train)
 
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
@@ -61,9 +85,10 @@ def test_samplers_are_deterministic_under_a_seed(split, hardness, name):
 def test_degenerate_input(name):
     # users with a single interaction, a keep of 1.0, and keeps outside (0, 1]
     data = Interactions.from_columns([0, 1, 1, 2, 2, 2], [0, 0, 1, 0, 1, 2], timestamps=range(6))
+    data = dataclasses.replace(data, rows=np.arange(6))
     h = np.linspace(0, 1, 6) if SAMPLERS[name].proxy else None
     assert len(sample(data, name, 1.0, hardness=h)) == 6
-    assert len(sample(data, name, 0.5, hardness=h)) <= 6
+    check_keep_meaning(data, sample(data, name, 0.5, hardness=h), name, 0.5, seed=0)
     for bad in (0, -0.2, 1.5):
         with pytest.raises(ValueError, match="keep must"):
             sample(data, name, bad, hardness=h)
@@ -183,3 +208,19 @@ def test_torch_threads_restores_the_previous_count():
     before = torch.get_num_threads()
     with torch_threads(1): assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_proxy_resumes_from_a_checkpoint_exactly(tmp_path):
+    data = Interactions.from_columns(np.repeat(np.arange(40), 6), (np.arange(240) * 7) % 50, ratings=np.arange(240) % 5 + 1)
+    whole = proxy_hardness(data, "mf", explicit=True, epochs=5, seed=2)
+    def stop(epoch):
+        if epoch == 3: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        proxy_hardness(data, "mf", explicit=True, epochs=5, seed=2, checkpoint=tmp_path / "c.npz", on_epoch=stop)
+    epochs = []
+    resumed = proxy_hardness(data, "mf", explicit=True, epochs=5, seed=2, checkpoint=tmp_path / "c.npz", on_epoch=epochs.append)
+    assert epochs == [4, 5]
+    np.testing.assert_array_equal(resumed, whole)
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as z: assert all(z[k].dtype != object for k in z.files)
+    other = proxy_hardness(data, "mf", explicit=True, epochs=5, seed=3, checkpoint=tmp_path / "c.npz")  # another seed: not reused
+    np.testing.assert_array_equal(other, proxy_hardness(data, "mf", explicit=True, epochs=5, seed=3))
