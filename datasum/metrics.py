@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import rankdata
 
 from .config import rng
 
@@ -146,6 +145,7 @@ def sample_negatives(targets: sp.spmatrix, n_negatives: int, exclude: sp.spmatri
 def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
     "Mann-Whitney AUC: the share of (positive, negative) pairs ranked right, ties one half."
     if len(positive) == 0 or len(negative) == 0: return float("nan")
+    from scipy.stats import rankdata  # imported here: scipy.stats takes a second to import, and the command line needs none of it
     ranks = rankdata(np.concatenate([positive, negative]))
     return float((ranks[:len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
 
