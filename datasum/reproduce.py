@@ -26,7 +26,7 @@ from .config import SCALES, ConfigError, atomic_write, project_root, settings
 
 # %% auto #0
 __all__ = ['PACKAGES', 'COMMANDS', 'has_parameters', 'figure_notebooks', 'NotebookRun', 'run_notebook', 'gather_claims',
-           'manifest', 'reproduce', 'merge_manifest', 'needs_checkout', 'parser', 'main']
+           'tree_is_dirty', 'manifest', 'reproduce', 'merge_manifest', 'needs_checkout', 'parser', 'main']
 
 # %% ../nbs/90_reproduce.ipynb #32c75bde
 def has_parameters(path: Path) -> bool:
@@ -107,8 +107,12 @@ def _git(*args: str, root: Path) -> str:
     try: return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError): return ""
 
-def manifest(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path | None = None) -> dict:
-    "The record of a reproduce run: commit, versions, seed, data checksums, per-notebook status and time."
+def tree_is_dirty(root: Path) -> bool:
+    "Whether tracked files of the checkout differ from its commit."
+    return bool(_git("status", "--porcelain", "--untracked-files=no", root=root))
+
+def manifest(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path | None = None, dirty: bool | None = None) -> dict:
+    "The record of a reproduce run: commit, whether the tree differed from it before the run, versions, seed, data checksums, per-notebook status and time."
     from datasum.data import checksums
     root = Path(root or project_root())
     versions = {}
@@ -116,7 +120,7 @@ def manifest(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path | No
         try: versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError: pass
     return {"scale": scale, "seed": seed, "commit": _git("rev-parse", "HEAD", root=root),
-            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", root=root)),
+            "dirty": tree_is_dirty(root) if dirty is None else dirty,
             "python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "packages": versions, "data": checksums(), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"),
             "notebooks": [asdict(r) | {"seconds": round(r.seconds, 1)} for r in runs],
@@ -130,6 +134,7 @@ def reproduce(scale: str = "smoke", only: Sequence[str] = (), seed: int = 0, nbs
     if scale not in SCALES: raise UsageError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     root = Path(root or project_root())
     notebooks = figure_notebooks(nbs or root / "nbs", only)
+    dirty = tree_is_dirty(root)  # before the notebooks rewrite their figures
     timeout = settings("reproduce", scale).notebook_timeout
     runs = []
     bar = tqdm(notebooks, desc=f"reproduce {scale}", unit="notebook")
@@ -140,7 +145,7 @@ def reproduce(scale: str = "smoke", only: Sequence[str] = (), seed: int = 0, nbs
     folder = root / "figures" / scale
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "CLAIMS.md", "w") as handle: handle.write(gather_claims(scale, root))
-    record = merge_manifest(folder / "MANIFEST.json", manifest(scale, seed, runs, root))
+    record = merge_manifest(folder / "MANIFEST.json", manifest(scale, seed, runs, root, dirty))
     with atomic_write(folder / "MANIFEST.json", "w") as handle: json.dump(record, handle, indent=1)
     return runs
 
