@@ -559,8 +559,8 @@ class LazyScorer:
             if self.loaded.key != self.key: raise RuntimeError(f"{self.name}: the loaded scorer's key {self.loaded.key} is not {self.key}")
         return self.loaded
 
-def judge_key(name: str, model: str = "smollm2", max_doc_tokens: int | None = None, dtype: str = "float32") -> str:
-    "The key of the 'ask-llm' or 'perplexity' scorer that `make_scorer` would build, from the judge's config and tokenizer only."
+def _judge_key_from_files(name: str, model: str, max_doc_tokens: int | None, dtype: str) -> str:
+    "The key of the scorer that `make_scorer` would build, from the judge's config and tokenizer (no weights)."
     config, tokenizer, model_id = load_judge(model, dtype, weights=False)
     if name == "perplexity": return perplexity_key(model_id, inspect.signature(PerplexityScorer).parameters["max_tokens"].default,
                                                    resolve_dtype(dtype))
@@ -568,6 +568,21 @@ def judge_key(name: str, model: str = "smollm2", max_doc_tokens: int | None = No
     chat = getattr(tokenizer, "chat_template", None) is not None and not encoder_decoder
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 512
     return ask_llm_key(model_id, int(min(context, 2048)), max_doc_tokens, ("yes",), chat, resolve_dtype(dtype))
+
+def _judge_files(model: str) -> list:
+    "Name, size and modification time of every file the judge is read from."
+    folder, kwargs, _ = judge_source(model)
+    files = [folder / kwargs["gguf_file"]] if "gguf_file" in kwargs else sorted(p for p in folder.iterdir() if p.is_file())
+    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+def judge_key(name: str, model: str = "smollm2", max_doc_tokens: int | None = None, dtype: str = "float32") -> str:
+    "The key of the 'ask-llm' or 'perplexity' scorer that `make_scorer` would build; remembered in the cache by the judge's files."
+    facts = json.dumps(["judge-key-v1", name, _judge_files(model), max_doc_tokens, str(resolve_dtype(dtype))])
+    path = cache_dir() / "judge-keys" / f"{hashlib.sha256(facts.encode()).hexdigest()[:24]}.json"
+    if path.is_file(): return json.loads(path.read_text())["key"]
+    key = _judge_key_from_files(name, model, max_doc_tokens, dtype)
+    with atomic_write(path, "w") as handle: json.dump({"facts": json.loads(facts), "key": key}, handle)
+    return key
 
 def lazy_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_tokens: int | None = None, seed: int = 0,
                 dtype: str = "float32") -> LazyScorer:
@@ -636,6 +651,7 @@ EXAMPLES = """examples:
   datasum score docs.jsonl scores.parquet                  # again, after an interruption: resumes"""
 
 def _score_command(args: argparse.Namespace) -> int:
+    if args.quiet: os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers' own bars (reading a GGUF file) too
     scorer = lazy_scorer(args.scorer, args.model, args.batch_size, args.max_doc_tokens, args.seed, args.dtype)
     try: table = score_file(scorer, args.documents, args.output, args.flush, progress=not args.quiet)
     except KeyboardInterrupt:

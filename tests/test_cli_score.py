@@ -221,3 +221,20 @@ def test_end_to_end_in_a_subprocess(tmp_path):
     assert failed.returncode == 2 and not (tmp_path / "t.csv").exists()
     assert failed.stderr.strip().splitlines() == [f"datasum: error: {tmp_path / 'bad.jsonl'}, line 2: expected a JSON string "
                                                   "or an object with a 'text' string"]
+
+
+def test_the_judge_key_is_remembered_until_the_judge_files_change(tmp_path, monkeypatch):
+    # a resume with nothing left to score must not parse the judge again (15 s for the SmolLM2 GGUF file)
+    from datasum import ask_llm
+    _saved_judge(tmp_path, monkeypatch)
+    judge = str(tmp_path / "judge")
+    first = judge_key("ask-llm", judge)
+    monkeypatch.setattr(ask_llm, "_judge_key_from_files", lambda *a: pytest.fail("the judge was read again"))
+    assert judge_key("ask-llm", judge) == first
+    config = tmp_path / "judge" / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))   # the judge changed
+    monkeypatch.undo(); monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(ask_llm, "_judge_key_from_files", lambda *a: calls.append(a) or first)
+    judge_key("ask-llm", judge)
+    assert len(calls) == 1
