@@ -1,7 +1,7 @@
 """∞-AE: the closed-form NTK and the kernel ridge regression against independent references.
 
-References: a float64 numpy implementation of the layer recursion written from the method sheet
-(arc-cosine formulas, arccos form), the golden values of the method sheet, sklearn's KernelRidge,
+References: a float64 numpy implementation of the layer recursion written from the paper's formulas
+(arc-cosine formulas, arccos form), the notebook's golden values (they agree with neural-tangents at depth 1), sklearn's KernelRidge,
 scipy's dense solve, and neural-tangents where it can be installed.
 """
 import math
@@ -44,7 +44,7 @@ def numpy_ntk(x: np.ndarray, y: np.ndarray, depth: int = 1, w_var: float = 2.0, 
 
 
 def closed_form_depth_one(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The method sheet's closed form at depth 1, elementwise in plain Python floats."""
+    """The closed form at depth 1, elementwise in plain Python floats."""
     d = x.shape[1]
     out = np.empty((len(x), len(y)))
     for i, a in enumerate(x):
