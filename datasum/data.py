@@ -262,16 +262,7 @@ def read_movielens_1m(path: str | os.PathLike, name: str = "ml-1m") -> Interacti
 def read_recbole_atomic(path: str | os.PathLike, name: str | None = None) -> Interactions:
     "A RecBole atomic `.inter` file: tab-separated, a typed header (`user_id:token  item_id:token  rating:float  timestamp:float`)."
     path = Path(path)
-    first = _read_text(path).split("\n", 1)[0].rstrip("\r")
-    if not first.strip(): raise DatasetError(f"{path}: empty file; expected a RecBole header line such as 'user_id:token\\titem_id:token'")
-    names = [column.split(":", 1)[0] for column in first.split("\t")]
-    needed = {"user_id", "item_id"}
-    if not needed <= set(names):
-        raise DatasetError(f"{path}, line 1: the header must name user_id and item_id columns, found {names}")
-    numeric = [c for c in ("rating", "timestamp") if c in names]
-    frame = read_delimited(path, "\t", names, numeric=numeric, header=True)
-    frame = frame.rename(columns={"user_id": "user", "item_id": "item"})
-    return _frame_to_interactions(frame, path, name or path.stem, integer_ids=False)
+    return read_user_table(path).interactions(name or path.stem)  # the one reader of users' tables, below
 
 def _frame_to_interactions(frame: pd.DataFrame, path, name: str, integer_ids: bool) -> Interactions:
     users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
