@@ -206,13 +206,9 @@ def _read_text(path: Path) -> str:
         line = raw[:error.start].count(b"\n") + 1
         raise DatasetError(f"{path}, line {line}: not valid UTF-8 text (byte {error.start})") from None
 
-def _diagnose(path: Path, lines: list[str], sep: str, columns: Sequence[str], numeric: Sequence[str],
-              first_line: int, header: str | None) -> None:
+def _diagnose(path: Path, lines: list[str], sep: str, columns: Sequence[str], numeric: Sequence[str]) -> None:
     "Raise a DatasetError for the first malformed line; return quietly if none is found."
-    for offset, line in enumerate(lines):
-        number = first_line + offset
-        if header is not None and line.strip() == header.strip():
-            raise DatasetError(f"{path}, line {number}: the header is repeated; expected data rows after line 1")
+    for number, line in enumerate(lines, 1):
         fields = line.split(sep)
         if len(fields) != len(columns):
             raise DatasetError(f"{path}, line {number}: expected {len(columns)} {sep!r}-separated fields "
@@ -222,18 +218,12 @@ def _diagnose(path: Path, lines: list[str], sep: str, columns: Sequence[str], nu
             try: float(value)
             except ValueError: raise DatasetError(f"{path}, line {number}: {name} {value!r} is not a number") from None
 
-def read_delimited(path: str | os.PathLike, sep: str, columns: Sequence[str], numeric: Sequence[str] = (),
-                   header: bool = False) -> pd.DataFrame:
-    "Read a delimited text file into string/float columns, raising `DatasetError` at the first malformed line."
+def read_delimited(path: str | os.PathLike, sep: str, columns: Sequence[str], numeric: Sequence[str] = ()) -> pd.DataFrame:
+    "Read a delimited text file without a header into string/float columns, raising `DatasetError` at the first malformed line."
     path = Path(path)
     text = _read_text(path)
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines: raise DatasetError(f"{path}: empty file; expected rows of {', '.join(columns)}")
-    header_line = lines[0] if header else None
-    body, first_line = (lines[1:], 2) if header else (lines, 1)
-    if not body: raise DatasetError(f"{path}: no data rows after the header; expected rows of {', '.join(columns)}")
-    if header_line is not None and header_line in body:  # two files concatenated
-        raise DatasetError(f"{path}, line {body.index(header_line) + 2}: the header is repeated; expected data rows after line 1")
+    body = [line for line in text.splitlines() if line.strip()]
+    if not body: raise DatasetError(f"{path}: empty file; expected rows of {', '.join(columns)}")
     dtypes = {name: (np.float64 if name in numeric else str) for name in columns}
     sep_c = "\t" if len(sep) > 1 else sep  # the C parser takes one-character separators
     try:
@@ -242,7 +232,7 @@ def read_delimited(path: str | os.PathLike, sep: str, columns: Sequence[str], nu
                             quoting=3, keep_default_na=False, na_values={n: [""] for n in numeric})
         if frame.isna().any().any() or len(frame) != len(body): raise ValueError("holes")
     except (ValueError, pd.errors.ParserError) as error:
-        _diagnose(path, body, sep, list(columns), numeric, first_line, header_line)
+        _diagnose(path, body, sep, list(columns), numeric)
         raise DatasetError(f"{path}: could not be parsed as {sep!r}-separated {', '.join(columns)}: {error}") from None
     return frame
 
