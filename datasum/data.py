@@ -391,7 +391,8 @@ def read_user_table(path: str | os.PathLike, user: str = "user", item: str = "it
         frame.columns = list(types)
         names = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
         for role, default in (("user", "user"), ("item", "item"), ("rating", None), ("timestamp", None)):
-            if names[role] == default and _RECBOLE_NAMES[role] in types: names[role] = _RECBOLE_NAMES[role]
+            if names[role] == default and (_RECBOLE_NAMES[role] in types or default not in (None, *types)):
+                names[role] = _RECBOLE_NAMES[role]  # so that a missing id column is named as RecBole names it
         user, item, rating, timestamp = names.values()
     roles = {role: column for role, column in zip(ROLES, (user, item, rating, timestamp)) if column is not None}
     if missing := [column for column in roles.values() if column not in frame.columns]:
