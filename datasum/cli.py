@@ -27,16 +27,17 @@ def one_line(message: object) -> str:
     "`message` as a single line: newlines and runs of blanks become one space."
     return " ".join(str(message).split())
 
-# %% ../nbs/00c_cli.ipynb #86b2bf5c
+# %% ../nbs/00c_cli.ipynb #2fb4a2bc
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     "Help that shows every default and keeps the description and examples as they are written."
 
+# %% ../nbs/00c_cli.ipynb #4228c5ed
 class ArgumentParser(argparse.ArgumentParser):
     "An argparse parser whose errors are one line naming the command, exit status 2."
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
-# %% ../nbs/00c_cli.ipynb #fcf7546a
+# %% ../nbs/00c_cli.ipynb #1fdbacc1
 def share(text: str) -> float:
     "An argparse type: a number in (0, 1] (NaN and infinities refused)."
     try: value = float(text)
@@ -45,6 +46,7 @@ def share(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
     return value
 
+# %% ../nbs/00c_cli.ipynb #8a9ca532
 def positive_int(text: str) -> int:
     "An argparse type: a whole number >= 1."
     try: value = int(text)
@@ -65,10 +67,11 @@ def output_path(output: str | os.PathLike, *inputs: str | os.PathLike) -> Path:
     if not output.parent.is_dir(): raise UsageError(f"{output}: folder {output.parent} does not exist")
     return output
 
-# %% ../nbs/00c_cli.ipynb #784772e4
+# %% ../nbs/00c_cli.ipynb #ec5b6bcf
 class MissingExtra(ImportError):
     "A module that an optional extra of datasum provides is not installed."
 
+# %% ../nbs/00c_cli.ipynb #52dc6900
 def require(module: str, extra: str, purpose: str = "") -> object:
     "Import `module`, or raise MissingExtra naming the extra (`pip install 'datasum[extra]'`) that brings it."
     import importlib
@@ -77,11 +80,12 @@ def require(module: str, extra: str, purpose: str = "") -> object:
         raise MissingExtra(f"{purpose or module} needs {module.split('.')[0]}, which is not installed: "
                            f"pip install 'datasum[{extra}]'") from None
 
-# %% ../nbs/00c_cli.ipynb #105dfbc4
+# %% ../nbs/00c_cli.ipynb #63dac2cb
 def report_error(message: object, prog: str = "datasum") -> None:
     "Print `prog: error: message` as one line on stderr."
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
 
+# %% ../nbs/00c_cli.ipynb #2bc065aa
 def run_handler(handler, args: argparse.Namespace, prog: str = "datasum") -> int:
     "Run a subcommand's handler; errors become one line on stderr and an exit status (a traceback with --debug)."
     debug = getattr(args, "debug", False)

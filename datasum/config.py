@@ -20,36 +20,15 @@ from typing import Any, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['SCALES', 'ConfigError', 'settings_path', 'project_root', 'parse_value', 'Knobs', 'methods', 'settings', 'cache_dir',
-           'figures_dir', 'atomic_write', 'current_umask', 'sha256_file', 'rng', 'threads', 'set_threads']
+__all__ = ['SCALES', 'ConfigError', 'parse_value', 'Knobs', 'settings_path', 'methods', 'settings', 'rng', 'threads',
+           'set_threads', 'torch_threads', 'torch_session', 'project_root', 'figures_dir', 'cache_dir', 'current_umask',
+           'atomic_write', 'sha256_file']
 
 # %% ../nbs/00_config.ipynb #cd787941
 SCALES = ("smoke", "cpu", "paper")
 
 class ConfigError(ValueError):
     "A scale, method or knob that `settings.ini` does not define."
-
-# %% ../nbs/00_config.ipynb #3f396659
-def settings_path() -> Path:
-    "The `settings.ini` in use: `$DATASUM_SETTINGS`, else the checkout's, else the copy installed with the package."
-    if env := os.environ.get("DATASUM_SETTINGS"):
-        path = Path(env).expanduser()
-        if not path.is_file(): raise ConfigError(f"DATASUM_SETTINGS={env}: no such file")
-        return path
-    package = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-    candidates = [package.parent / "settings.ini", package / "settings.ini"]
-    for path in candidates:
-        if path.is_file(): return path
-    raise ConfigError("settings.ini not found; looked in: " + ", ".join(str(p) for p in candidates)
-                      + " (set DATASUM_SETTINGS to its path)")
-
-def project_root() -> Path:
-    "The checkout: the folder that holds `settings.ini` and `nbs/`; `figures/` and `runs/` live below it."
-    root = settings_path().parent
-    if not (root / "nbs").is_dir():
-        raise ConfigError(f"{root} is not a checkout of datasum (no nbs/ beside settings.ini); figures and runs "
-                          "are written in a checkout: git clone the repository and pip install -e '.[dev]' in it")
-    return root
 
 # %% ../nbs/00_config.ipynb #1301f74e
 def parse_value(text: str) -> Any:
@@ -64,7 +43,21 @@ class Knobs(dict):
         try: return self[name]
         except KeyError: raise AttributeError(f"no knob {name!r}; knobs: {', '.join(sorted(self))}") from None
 
-# %% ../nbs/00_config.ipynb #d4833614
+# %% ../nbs/00_config.ipynb #cf245174
+def settings_path() -> Path:
+    "The `settings.ini` in use: `$DATASUM_SETTINGS`, else the checkout's, else the copy installed with the package."
+    if env := os.environ.get("DATASUM_SETTINGS"):
+        path = Path(env).expanduser()
+        if not path.is_file(): raise ConfigError(f"DATASUM_SETTINGS={env}: no such file")
+        return path
+    package = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+    candidates = [package.parent / "settings.ini", package / "settings.ini"]
+    for path in candidates:
+        if path.is_file(): return path
+    raise ConfigError("settings.ini not found; looked in: " + ", ".join(str(p) for p in candidates)
+                      + " (set DATASUM_SETTINGS to its path)")
+
+# %% ../nbs/00_config.ipynb #cecc35b4
 def _read_ini(path: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=None)
     try: parser.read_string(path.read_text(), source=str(path))
@@ -76,6 +69,7 @@ def methods(path: Path | None = None) -> list[str]:
     parser = _read_ini(path or settings_path())
     return sorted({section.rsplit(".", 1)[0] for section in parser.sections()})
 
+# %% ../nbs/00_config.ipynb #8e2ec9cf
 def settings(method: str, scale: str = "smoke", path: Path | None = None, **overrides: Any) -> Knobs:
     "The typed knobs of `method` at `scale`, with `overrides` replacing knobs of the same name."
     path = path or settings_path()
@@ -92,13 +86,58 @@ def settings(method: str, scale: str = "smoke", path: Path | None = None, **over
     knobs.update(overrides)
     return knobs
 
-# %% ../nbs/00_config.ipynb #f5fa6b24
-def cache_dir() -> Path:
-    "The asset cache, `$DATASUM_CACHE` or `~/.cache/datasum`, created if missing."
-    path = Path(os.environ.get("DATASUM_CACHE") or Path.home() / ".cache" / "datasum").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+# %% ../nbs/00_config.ipynb #c3d3a206
+def rng(seed: int | np.random.Generator, purpose: str = "") -> np.random.Generator:
+    "A numpy Generator from an integer seed and a purpose (a Generator passes through)."
+    if isinstance(seed, np.random.Generator): return seed
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int or a numpy Generator, not {seed!r}")
+    if not purpose: return np.random.default_rng(int(seed))
+    return np.random.default_rng([int(seed), int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:8], "little")])
 
+# %% ../nbs/00_config.ipynb #f708c458
+def threads(scale: str = "smoke") -> int:
+    "Threads for numerical work: `$DATASUM_THREADS`, else the `threads` knob of the scale."
+    if env := os.environ.get("DATASUM_THREADS"): return int(env)
+    return int(settings("reproduce", scale).threads)
+
+# %% ../nbs/00_config.ipynb #46835ca6
+def set_threads(n: int) -> int:
+    "Use `n` threads in torch for the rest of this run (a script's choice, not a library's); returns `n`."
+    if "torch" in sys.modules: sys.modules["torch"].set_num_threads(n)
+    return n
+
+# %% ../nbs/00_config.ipynb #ca7a5d6c
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    "Run the block with `n` torch threads (None: as they are), and restore the caller's count after it."
+    torch = sys.modules.get("torch") if n is None else __import__("torch")
+    previous = torch.get_num_threads() if torch else None
+    try:
+        if n: torch.set_num_threads(int(n))
+        yield
+    finally:
+        if torch: torch.set_num_threads(previous)
+
+# %% ../nbs/00_config.ipynb #056349c6
+@contextlib.contextmanager
+def torch_session(seed: int, threads: int | None = None) -> Iterator["torch.Generator"]:
+    "Seed a forked copy of torch's global RNG, set the threads, and yield a seeded Generator; the caller's state is restored."
+    import torch
+    with torch.random.fork_rng(devices=[]), torch_threads(threads):
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+# %% ../nbs/00_config.ipynb #05cc6be1
+def project_root() -> Path:
+    "The checkout: the folder that holds `settings.ini` and `nbs/`; `figures/` and `runs/` live below it."
+    root = settings_path().parent
+    if not (root / "nbs").is_dir():
+        raise ConfigError(f"{root} is not a checkout of datasum (no nbs/ beside settings.ini); figures and runs "
+                          "are written in a checkout: git clone the repository and pip install -e '.[dev]' in it")
+    return root
+
+# %% ../nbs/00_config.ipynb #331ea873
 def figures_dir(scale: str, method: str) -> Path:
     "Where a method's figures and tables at `scale` are written, created if missing."
     if scale not in SCALES: raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
@@ -106,7 +145,21 @@ def figures_dir(scale: str, method: str) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-# %% ../nbs/00_config.ipynb #6ba29565
+# %% ../nbs/00_config.ipynb #432efcb1
+def cache_dir() -> Path:
+    "The asset cache, `$DATASUM_CACHE` or `~/.cache/datasum`, created if missing."
+    path = Path(os.environ.get("DATASUM_CACHE") or Path.home() / ".cache" / "datasum").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+# %% ../nbs/00_config.ipynb #1438675d
+def current_umask() -> int:
+    "The process's umask (read by setting it and putting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+# %% ../nbs/00_config.ipynb #da20f409
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     "Open a temporary file beside `path` for writing; it replaces `path` only if the block succeeds."
@@ -124,34 +177,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
-def current_umask() -> int:
-    "The process's umask (read by setting it and putting it back)."
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
+# %% ../nbs/00_config.ipynb #9d80a664
 def sha256_file(path: str | os.PathLike) -> str:
     "The SHA-256 hex digest of a file, read in 1 MiB blocks."
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""): digest.update(block)
     return digest.hexdigest()
-
-# %% ../nbs/00_config.ipynb #24a14a65
-def rng(seed: int | np.random.Generator, purpose: str = "") -> np.random.Generator:
-    "A numpy Generator from an integer seed and a purpose (a Generator passes through)."
-    if isinstance(seed, np.random.Generator): return seed
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int or a numpy Generator, not {seed!r}")
-    if not purpose: return np.random.default_rng(int(seed))
-    return np.random.default_rng([int(seed), int.from_bytes(hashlib.sha256(purpose.encode()).digest()[:8], "little")])
-
-def threads(scale: str = "smoke") -> int:
-    "Threads for numerical work: `$DATASUM_THREADS`, else the `threads` knob of the scale."
-    if env := os.environ.get("DATASUM_THREADS"): return int(env)
-    return int(settings("reproduce", scale).threads)
-
-def set_threads(n: int) -> int:
-    "Use `n` threads in torch (when it is imported); returns `n`."
-    if "torch" in sys.modules: sys.modules["torch"].set_num_threads(n)
-    return n

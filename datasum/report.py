@@ -21,7 +21,7 @@ import pandas as pd
 from .config import atomic_write, figures_dir
 
 # %% auto #0
-__all__ = ['save_figure', 'markdown_table', 'save_table', 'Claim', 'verdict', 'fmt', 'claims_frame', 'claim_lines',
+__all__ = ['save_figure', 'markdown_table', 'save_table', 'Claim', 'verdict', 'fmt', 'claim_lines', 'claims_frame',
            'report_claims', 'same_line_within_tolerance', 'same_within_tolerance']
 
 # %% ../nbs/00a_report.ipynb #60c51f7f
@@ -37,7 +37,7 @@ def save_figure(fig: matplotlib.figure.Figure, scale: str, method: str, name: st
             paths.append(folder / f"{name}.{ext}")
     return paths
 
-# %% ../nbs/00a_report.ipynb #629e256a
+# %% ../nbs/00a_report.ipynb #479efb29
 def markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
     "A GitHub-flavoured Markdown table of `frame` (index dropped), floats formatted with `floatfmt`."
     def cell(value: Any) -> str:
@@ -48,6 +48,7 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows]) + "\n"
 
+# %% ../nbs/00a_report.ipynb #f24c2700
 def save_table(frame: pd.DataFrame, scale: str, method: str, name: str, floatfmt: str = ".4g") -> list[Path]:
     "Write `frame` as `<name>.csv` and `<name>.md` under `figures/<scale>/<method>/`."
     folder = figures_dir(scale, method)
@@ -55,7 +56,7 @@ def save_table(frame: pd.DataFrame, scale: str, method: str, name: str, floatfmt
     with atomic_write(folder / f"{name}.md", "w") as handle: handle.write(markdown_table(frame, floatfmt))
     return [folder / f"{name}.csv", folder / f"{name}.md"]
 
-# %% ../nbs/00a_report.ipynb #3d649af9
+# %% ../nbs/00a_report.ipynb #58038598
 @dataclass
 class Claim:
     "One paper claim: the paper's value, ours at this scale, whether it holds, and how far `ours` may move between machines."
@@ -73,28 +74,32 @@ class Claim:
             raise ValueError(f"Claim {self.claim!r}: tolerance must be a finite number >= 0, got {self.tolerance!r}")
         self.tolerance = None if self.tolerance is None else float(self.tolerance)
 
+# %% ../nbs/00a_report.ipynb #ef85818f
 def verdict(holds: bool | None) -> str:
     "The word for a claim's status: holds, fails, or n/a (cannot be judged at this scale)."
     return "n/a" if holds is None else ("holds" if holds else "fails")
 
+# %% ../nbs/00a_report.ipynb #cf622570
 def fmt(value: float, digits: int = 4) -> str:
     "A number rounded to `digits` significant digits, stable across runs for the claims cell."
     if value is None or (isinstance(value, float) and math.isnan(value)): return "nan"
     return format(float(value), f".{digits}g")
 
-# %% ../nbs/00a_report.ipynb #8d40d045
-def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
-    "The claims as a table with a readable status column."
-    frame = pd.DataFrame([asdict(c) for c in claims], columns=["claim", "paper", "ours", "holds", "note"])
-    frame["status"] = [verdict(h) for h in frame["holds"]]
-    return frame[["claim", "paper", "ours", "status", "note"]]
-
+# %% ../nbs/00a_report.ipynb #b2d8a92f
 def claim_lines(claim: Claim) -> str:
     "The two printed lines of one claim: status and statement, then paper, ours (± tolerance) and note."
     ours = claim.ours + (f" (± {claim.tolerance:g})" if claim.tolerance is not None else "")
     return (f"[{verdict(claim.holds)}] {claim.claim}\n    paper: {claim.paper} | ours: {ours}"
             + (f" | {claim.note}" if claim.note else ""))
 
+# %% ../nbs/00a_report.ipynb #5cf22e03
+def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
+    "The claims as a table with a readable status column."
+    frame = pd.DataFrame([asdict(c) for c in claims], columns=["claim", "paper", "ours", "holds", "note"])
+    frame["status"] = [verdict(h) for h in frame["holds"]]
+    return frame[["claim", "paper", "ours", "status", "note"]]
+
+# %% ../nbs/00a_report.ipynb #282c4070
 def report_claims(claims: Sequence[Claim], scale: str, method: str) -> pd.DataFrame:
     "Save the claims as `claims.json` under `figures/<scale>/<method>/`, print them, and return the table."
     if not claims: raise ValueError("report_claims needs at least one Claim")
@@ -106,7 +111,7 @@ def report_claims(claims: Sequence[Claim], scale: str, method: str) -> pd.DataFr
     for c in claims: print(claim_lines(c))
     return claims_frame(claims)
 
-# %% ../nbs/00a_report.ipynb #7d33d597
+# %% ../nbs/00a_report.ipynb #03609acd
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _TOLERANCE = re.compile(r"\(± ([0-9.eE+-]+)\)")
 
@@ -124,6 +129,7 @@ def same_line_within_tolerance(stored: str, fresh: str) -> bool:
     if stored_text != fresh_text or len(stored_numbers) != len(fresh_numbers): return False
     return all(abs(a - b) <= tolerance + 1e-12 * max(abs(a), abs(b)) for a, b in zip(stored_numbers, fresh_numbers))
 
+# %% ../nbs/00a_report.ipynb #bd9f8b1c
 def same_within_tolerance(stored: str, fresh: str) -> bool:
     "Whether two printed outputs match line by line, numbers on lines that state `(± t)` within `t`."
     stored_lines, fresh_lines = stored.rstrip("\n").split("\n"), fresh.rstrip("\n").split("\n")

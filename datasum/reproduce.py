@@ -26,14 +26,15 @@ from .config import SCALES, ConfigError, atomic_write, project_root, settings
 
 # %% auto #0
 __all__ = ['PACKAGES', 'COMMANDS', 'has_parameters', 'figure_notebooks', 'NotebookRun', 'run_notebook', 'gather_claims',
-           'tree_is_dirty', 'manifest', 'reproduce', 'merge_manifest', 'needs_checkout', 'parser', 'main']
+           'tree_is_dirty', 'manifest', 'merge_manifest', 'reproduce', 'needs_checkout', 'parser', 'main']
 
-# %% ../nbs/90_reproduce.ipynb #32c75bde
+# %% ../nbs/90_reproduce.ipynb #5d3128d9
 def has_parameters(path: Path) -> bool:
     "Whether the notebook has a code cell tagged `parameters` (papermill's marker)."
     cells = json.loads(Path(path).read_text())["cells"]
     return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in cells if cell["cell_type"] == "code")
 
+# %% ../nbs/90_reproduce.ipynb #0f901c6b
 def figure_notebooks(nbs: Path | None = None, only: Sequence[str] = ()) -> list[Path]:
     "The numbered notebooks under `nbs` with a `parameters` cell, optionally only those whose name contains one of `only`."
     nbs = Path(nbs or project_root() / "nbs")
@@ -46,7 +47,7 @@ def figure_notebooks(nbs: Path | None = None, only: Sequence[str] = ()) -> list[
         return chosen
     return found
 
-# %% ../nbs/90_reproduce.ipynb #5113d901
+# %% ../nbs/90_reproduce.ipynb #20bda4e1
 @dataclass
 class NotebookRun:
     "What happened when one notebook ran."
@@ -55,16 +56,19 @@ class NotebookRun:
     seconds: float
     error: str = ""
 
+# %% ../nbs/90_reproduce.ipynb #cc100c71
 def _source_cell(executed_index: int, executed: Path) -> str:
-    "Describe a cell of the executed copy by its place in the source notebook (papermill inserts one cell)."
+    "Describe a cell of the executed copy by its place in the source notebook (papermill inserts cells)."
     try:
-        cells = json.loads(executed.read_text())["cells"]
+        cells = [c for c in json.loads(executed.read_text())["cells"]
+                 if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
         injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
         first_line = "".join(cells[executed_index]["source"]).strip().splitlines()[0][:60]
     except (OSError, ValueError, IndexError, KeyError): return f"cell {executed_index + 1}"
     number = executed_index + 1 - sum(1 for i in injected if i < executed_index)
     return f"cell {number} (`{first_line}`)"
 
+# %% ../nbs/90_reproduce.ipynb #565dee80
 def run_notebook(path: Path, scale: str, seed: int, out_dir: Path, timeout: int | None = None) -> NotebookRun:
     "Execute one notebook with papermill at `scale` and `seed`; the executed copy goes to `out_dir`."
     import papermill
@@ -100,9 +104,7 @@ def gather_claims(scale: str, root: Path | None = None) -> str:
             f"**{counts['holds']} hold, {counts['fails']} fail, {counts['n/a']} cannot be judged at this scale.**\n\n")
     return head + "\n".join(sections)
 
-# %% ../nbs/90_reproduce.ipynb #6dc60d24
-PACKAGES = ("datasum", "numpy", "scipy", "pandas", "matplotlib", "torch", "jax", "papermill", "nbdev", "nbval")
-
+# %% ../nbs/90_reproduce.ipynb #09ef0611
 def _git(*args: str, root: Path) -> str:
     try: return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError): return ""
@@ -110,6 +112,9 @@ def _git(*args: str, root: Path) -> str:
 def tree_is_dirty(root: Path) -> bool:
     "Whether tracked files of the checkout differ from its commit."
     return bool(_git("status", "--porcelain", "--untracked-files=no", root=root))
+
+# %% ../nbs/90_reproduce.ipynb #7a35e2b7
+PACKAGES = ("datasum", "numpy", "scipy", "pandas", "matplotlib", "torch", "jax", "papermill", "nbdev", "nbval")
 
 def manifest(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path | None = None, dirty: bool | None = None) -> dict:
     "The record of a reproduce run: commit, whether the tree differed from it before the run, versions, seed, data checksums, per-notebook status and time."
@@ -126,29 +131,7 @@ def manifest(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path | No
             "notebooks": [asdict(r) | {"seconds": round(r.seconds, 1)} for r in runs],
             "total_seconds": round(sum(r.seconds for r in runs), 1)}
 
-# %% ../nbs/90_reproduce.ipynb #50246e6e
-def reproduce(scale: str = "smoke", only: Sequence[str] = (), seed: int = 0, nbs: Path | None = None,
-              root: Path | None = None) -> list[NotebookRun]:
-    "Run the figure notebooks at `scale`, then write `CLAIMS.md` and `MANIFEST.json`; returns each notebook's run."
-    from tqdm.auto import tqdm
-    if scale not in SCALES: raise UsageError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    root = Path(root or project_root())
-    notebooks = figure_notebooks(nbs or root / "nbs", only)
-    dirty = tree_is_dirty(root)  # before the notebooks rewrite their figures
-    timeout = settings("reproduce", scale).notebook_timeout
-    runs = []
-    bar = tqdm(notebooks, desc=f"reproduce {scale}", unit="notebook")
-    for path in bar:
-        bar.set_postfix_str(path.stem)
-        runs.append(run_notebook(path, scale, seed, root / "runs" / scale, timeout))
-        if runs[-1].status != "ok": bar.write(f"FAILED {path.name}: {runs[-1].error}")
-    folder = root / "figures" / scale
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / "CLAIMS.md", "w") as handle: handle.write(gather_claims(scale, root))
-    record = merge_manifest(folder / "MANIFEST.json", manifest(scale, seed, runs, root, dirty))
-    with atomic_write(folder / "MANIFEST.json", "w") as handle: json.dump(record, handle, indent=1)
-    return runs
-
+# %% ../nbs/90_reproduce.ipynb #9f5f5828
 def merge_manifest(path: Path, new: dict) -> dict:
     "Keep the entries of notebooks that this run did not execute (a `--only` run) from the manifest at `path`."
     if not path.is_file(): return new
@@ -160,13 +143,39 @@ def merge_manifest(path: Path, new: dict) -> dict:
     merged["total_seconds"] = round(sum(entry["seconds"] for entry in merged["notebooks"]), 1)
     return merged
 
-# %% ../nbs/90_reproduce.ipynb #c5cc220b
-def _fetch_command(args: argparse.Namespace) -> int:
-    from datasum.data import fetch
-    names = args.names or settings("data", args.scale).datasets
-    for name in names: print(f"{name}: {fetch(name)}")
-    return 0
+# %% ../nbs/90_reproduce.ipynb #d4050a58
+def _write_results(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path, dirty: bool) -> None:
+    "Write `CLAIMS.md` and `MANIFEST.json` under `figures/<scale>/`."
+    folder = root / "figures" / scale
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "CLAIMS.md", "w") as handle: handle.write(gather_claims(scale, root))
+    record = merge_manifest(folder / "MANIFEST.json", manifest(scale, seed, runs, root, dirty))
+    with atomic_write(folder / "MANIFEST.json", "w") as handle: json.dump(record, handle, indent=1)
 
+# %% ../nbs/90_reproduce.ipynb #c5833d51
+def _run_all(notebooks: Sequence[Path], scale: str, seed: int, out_dir: Path, timeout: int | None) -> list[NotebookRun]:
+    "Run each notebook in turn under a progress bar, naming each failure as it happens."
+    from tqdm.auto import tqdm
+    runs = []
+    bar = tqdm(notebooks, desc=f"reproduce {scale}", unit="notebook")
+    for path in bar:
+        bar.set_postfix_str(path.stem)
+        runs.append(run_notebook(path, scale, seed, out_dir, timeout))
+        if runs[-1].status != "ok": bar.write(f"FAILED {path.name}: {runs[-1].error}")
+    return runs
+
+def reproduce(scale: str = "smoke", only: Sequence[str] = (), seed: int = 0, nbs: Path | None = None,
+              root: Path | None = None) -> list[NotebookRun]:
+    "Run the figure notebooks at `scale`, then write `CLAIMS.md` and `MANIFEST.json`; returns each notebook's run."
+    if scale not in SCALES: raise UsageError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    root = Path(root or project_root())
+    notebooks = figure_notebooks(nbs or root / "nbs", only)
+    dirty = tree_is_dirty(root)  # before the notebooks rewrite their figures
+    runs = _run_all(notebooks, scale, seed, root / "runs" / scale, settings("reproduce", scale).notebook_timeout)
+    _write_results(scale, seed, runs, root, dirty)
+    return runs
+
+# %% ../nbs/90_reproduce.ipynb #78766ab1
 def needs_checkout(root: Path | None = None) -> Path:
     "The project root with its notebooks, or a UsageError saying that `datasum reproduce` needs a checkout and the dev extra."
     try: root = Path(root or project_root())
@@ -176,6 +185,7 @@ def needs_checkout(root: Path | None = None) -> Path:
                          "then pip install -e '.[dev]' in it and run the command there")
     return root
 
+# %% ../nbs/90_reproduce.ipynb #f6e82eaf
 def _reproduce_command(args: argparse.Namespace) -> int:
     needs_checkout()
     runs = reproduce(args.scale, args.only, args.seed)
@@ -187,7 +197,14 @@ def _reproduce_command(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-# %% ../nbs/90_reproduce.ipynb #5548a7e0
+# %% ../nbs/90_reproduce.ipynb #bc19bc67
+def _fetch_command(args: argparse.Namespace) -> int:
+    from datasum.data import fetch
+    names = args.names or settings("data", args.scale).datasets
+    for name in names: print(f"{name}: {fetch(name)}")
+    return 0
+
+# %% ../nbs/90_reproduce.ipynb #5a7391ba
 COMMANDS = {
     "sample": ("datasum.svp_cf", "sample a ratings file with SVP-CF or another of the sixteen samplers"),
     "score": ("datasum.ask_llm", "score documents (JSON lines) with Ask-LLM, perplexity or random; resumable"),
@@ -196,6 +213,7 @@ COMMANDS = {
     "farzi": ("datasum.farzi", "distill event sequences into a few synthetic sequences (Farzi)"),
 }
 
+# %% ../nbs/90_reproduce.ipynb #2acfbd1f
 def _builtin_arguments(name: str, sub: argparse.ArgumentParser) -> None:
     if name == "reproduce":
         sub.add_argument("--scale", default="smoke", choices=SCALES, help="knobs of settings.ini to run with")

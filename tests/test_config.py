@@ -1,4 +1,4 @@
-"""settings.ini, the scales and atomic writes."""
+"""settings.ini, the scales, atomic writes, and torch sessions that leave the caller's state alone."""
 import pytest
 
 from datasum.config import ConfigError, SCALES, atomic_write, methods, settings
@@ -59,3 +59,20 @@ def test_a_wheel_carries_the_scales_and_is_no_checkout(tmp_path):
     assert lines[0] == str(tmp_path / "site" / "datasum" / "settings.ini")
     assert "ml-100k" in lines[1]
     assert lines[2].startswith("no checkout:") and "git clone" in lines[2]
+
+
+def test_torch_session_leaves_the_callers_generator_and_threads_as_they_were():
+    torch = pytest.importorskip("torch")
+    from datasum.config import torch_session
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    count = torch.get_num_threads()
+    with torch_session(0, threads=1) as generator:
+        inside = torch.rand(2), torch.rand(2, generator=generator)
+        assert torch.get_num_threads() == 1
+    with pytest.raises(RuntimeError), torch_session(0, threads=1) as generator:
+        again = torch.rand(2), torch.rand(2, generator=generator)
+        raise RuntimeError("interrupted")
+    assert all(torch.equal(a, b) for a, b in zip(inside, again))            # the same seed, the same draws
+    assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == count   # the caller's stream goes on
