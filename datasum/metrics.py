@@ -17,20 +17,9 @@ from .config import rng
 
 # %% auto #0
 __all__ = ['top_k', 'inverse_propensity', 'ranking_metrics', 'mean_metrics', 'hr_at_k', 'recall_at_k', 'ndcg_at_k', 'psp_at_k',
-           'sample_negatives', 'auc_sampled', 'mse', 'kendall_tau']
+           'auc', 'sample_negatives', 'auc_sampled', 'mse', 'kendall_tau']
 
 # %% ../nbs/02_metrics.ipynb #c32870a4
-def _check_block(scores: np.ndarray, targets, exclude=None) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix | None]:
-    scores = np.asarray(scores)
-    if scores.ndim != 2: raise ValueError(f"scores must be a 2-d users x items array, got shape {scores.shape}")
-    targets = sp.csr_matrix(targets)
-    if targets.shape != scores.shape:
-        raise ValueError(f"targets has shape {targets.shape}, scores {scores.shape}: they must cover the same users and items")
-    if exclude is not None:
-        exclude = sp.csr_matrix(exclude)
-        if exclude.shape != scores.shape: raise ValueError(f"exclude has shape {exclude.shape}, scores {scores.shape}")
-    return scores, targets, exclude
-
 def top_k(scores: np.ndarray, k: int, exclude: sp.spmatrix | None = None) -> np.ndarray:
     "The `k` best items of each row, best first, ties by lower item index, never an excluded item (unless fewer than `k` remain)."
     scores = np.array(scores, dtype=np.float64)
@@ -67,6 +56,19 @@ def _heaviest_targets(targets: sp.csr_matrix, weights: np.ndarray, k: int) -> np
     out = np.zeros((targets.shape[0], k))
     out[rows[keep], position[keep]] = target_weights[order][keep]
     return out
+
+# %% ../nbs/02_metrics.ipynb #5d9e7c20
+def _check_block(scores: np.ndarray, targets, exclude=None) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix | None]:
+    "The block as a 2-d array and CSR matrices of the same shape, or an error naming the argument that differs."
+    scores = np.asarray(scores)
+    if scores.ndim != 2: raise ValueError(f"scores must be a 2-d users x items array, got shape {scores.shape}")
+    targets = sp.csr_matrix(targets)
+    if targets.shape != scores.shape:
+        raise ValueError(f"targets has shape {targets.shape}, scores {scores.shape}: they must cover the same users and items")
+    if exclude is not None:
+        exclude = sp.csr_matrix(exclude)
+        if exclude.shape != scores.shape: raise ValueError(f"exclude has shape {exclude.shape}, scores {scores.shape}")
+    return scores, targets, exclude
 
 # %% ../nbs/02_metrics.ipynb #ba454458
 def ranking_metrics(scores: np.ndarray, targets: sp.spmatrix, ks: Sequence[int] = (10, 100),
@@ -116,17 +118,28 @@ def hr_at_k(scores, targets, k: int, exclude=None) -> float:
     "Mean truncated recall |top-k ∩ T| / min(|T|, k) over users with targets."
     return mean_metrics(ranking_metrics(scores, targets, [k], exclude))[f"HR@{k}"]
 
+# %% ../nbs/02_metrics.ipynb #9e2f6b31
 def recall_at_k(scores, targets, k: int, exclude=None) -> float:
     "Mean recall |top-k ∩ T| / |T| over users with targets."
     return mean_metrics(ranking_metrics(scores, targets, [k], exclude))[f"Recall@{k}"]
 
+# %% ../nbs/02_metrics.ipynb #5f3d2e86
 def ndcg_at_k(scores, targets, k: int, exclude=None) -> float:
     "Mean nDCG@k with binary gains over users with targets."
     return mean_metrics(ranking_metrics(scores, targets, [k], exclude))[f"nDCG@{k}"]
 
+# %% ../nbs/02_metrics.ipynb #6b4c0a27
 def psp_at_k(scores, targets, k: int, propensity: np.ndarray, exclude=None, form: str = "official") -> float:
     "Mean propensity-scored precision@k; `form='official'` as the papers' code, `'paper'` without its 1/min(|T|,k)."
     return mean_metrics(ranking_metrics(scores, targets, [k], exclude, propensity, form))[f"PSP@{k}"]
+
+# %% ../nbs/02_metrics.ipynb #9a3e5c61
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    "Mann-Whitney AUC: the share of (positive, negative) pairs ranked right, ties one half."
+    if len(positive) == 0 or len(negative) == 0: return float("nan")
+    from scipy.stats import rankdata  # imported here: scipy.stats takes a second to import, and the command line needs none of it
+    ranks = rankdata(np.concatenate([positive, negative]))
+    return float((ranks[:len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
 
 # %% ../nbs/02_metrics.ipynb #41aa2dc8
 def sample_negatives(targets: sp.spmatrix, n_negatives: int, exclude: sp.spmatrix | None = None,
@@ -142,13 +155,7 @@ def sample_negatives(targets: sp.spmatrix, n_negatives: int, exclude: sp.spmatri
     keys[blocked] = np.inf
     return np.argpartition(keys, n_negatives - 1, axis=1)[:, :n_negatives]
 
-def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    "Mann-Whitney AUC: the share of (positive, negative) pairs ranked right, ties one half."
-    if len(positive) == 0 or len(negative) == 0: return float("nan")
-    from scipy.stats import rankdata  # imported here: scipy.stats takes a second to import, and the command line needs none of it
-    ranks = rankdata(np.concatenate([positive, negative]))
-    return float((ranks[:len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
-
+# %% ../nbs/02_metrics.ipynb #0d6a3c58
 def auc_sampled(scores: np.ndarray, targets: sp.spmatrix, negatives: np.ndarray, pooled: bool = True) -> float:
     "AUC of target scores against the scores of sampled `negatives` (rows align with `scores`); pooled over users by default."
     scores, targets, _ = _check_block(scores, targets)
@@ -157,8 +164,8 @@ def auc_sampled(scores: np.ndarray, targets: sp.spmatrix, negatives: np.ndarray,
         coo = targets.tocoo()
         positive = scores[coo.row, coo.col]
         negative = np.take_along_axis(scores, negatives, axis=1)[users_with_targets].ravel()
-        return _auc(positive, negative)
-    return float(np.mean([_auc(scores[u, targets[u].indices], scores[u, negatives[u]]) for u in users_with_targets]))
+        return auc(positive, negative)
+    return float(np.mean([auc(scores[u, targets[u].indices], scores[u, negatives[u]]) for u in users_with_targets]))
 
 # %% ../nbs/02_metrics.ipynb #1bfba77a
 def mse(predicted: np.ndarray, actual: np.ndarray) -> float:

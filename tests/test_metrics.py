@@ -69,7 +69,8 @@ def test_hr_recall_ndcg_equal_a_loop(seed):
         assert ndcg_at_k(scores, targets, k, exclude) == pytest.approx(ndcg)
 
 
-def test_golden_example_of_the_method_sheet():
+def test_golden_example_checked_by_hand():
+    # scores .9 .. .4, item 0 masked, targets {2, 5}: the top-3 [1, 2, 3] hits one of min(2, 3) = 2 targets
     out = ranking_metrics(np.array([[.9, .8, .7, .6, .5, .4]]), sp.csr_matrix([[0, 0, 1, 0, 0, 1]]), [3],
                           sp.csr_matrix([[1, 0, 0, 0, 0, 0]]))
     assert out["HR@3"][0] == 0.5
@@ -186,6 +187,22 @@ def test_kendall_tau_golden_values():
     assert kendall_tau([.9, .8, .7, .6, .5], [.85, .7, .75, .5, .4]) == pytest.approx(0.8)
     assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
     assert math.isnan(kendall_tau([1, 1, 1], [3, 2, 1]))
+
+
+def global_random_state():
+    "numpy's, Python's and torch's global random states, in a form that == compares."
+    import random
+    torch = pytest.importorskip("torch")
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return (kind, keys.tobytes(), position, has_gauss, cached), random.getstate(), torch.random.get_rng_state().numpy().tobytes()
+
+
+def test_sample_negatives_leaves_the_global_random_state_alone():
+    _, targets, exclude = random_block(5)
+    before = global_random_state()
+    for seed in (0, 7, np.random.default_rng(3)):
+        sample_negatives(targets, 12, exclude, seed=seed)
+    assert global_random_state() == before
 
 
 def test_mse():
