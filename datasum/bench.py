@@ -13,7 +13,8 @@ import math
 import time
 import traceback
 import warnings
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,36 +22,47 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .config import atomic_write, cache_dir, rng
-from .data import Interactions, Split, random_split, sequential_split
-from .metrics import _auc, inverse_propensity, mean_metrics, mse, ranking_metrics, sample_negatives
-from .recommenders import Recommender, merge
+from .data import Interactions, Split, interactions_digest, merge, random_split, sequential_split
+from .interface import PopRec, Recommender
+from .metrics import auc, inverse_propensity, mean_metrics, mse, ranking_metrics, sample_negatives
 
 # %% auto #0
-__all__ = ['SCENARIOS', 'RANKING_METRICS', 'CHUNK', 'BENCH_VERSION', 'BenchmarkError', 'check_scenario', 'scenario_split',
-           'selection_metric', 'batch_size_for', 'evaluate', 'split_fingerprint', 'result_key', 'benchmark',
-           'results_table', 'zoo_figure']
+__all__ = ['SCENARIOS', 'RANKING_METRICS', 'CHUNK', 'BENCH_VERSION', 'RESULT_COLUMNS', 'BenchmarkError', 'check_scenario',
+           'scenario_split', 'selection_metric', 'context_of', 'batch_size_for', 'score_batch', 'auc_pairs',
+           'ranking_in_batches', 'evaluate', 'result_key', 'RecordCache', 'fit_and_validate', 'validated_record',
+           'select_best', 'add_test_metrics', 'result_rows', 'tune_and_test', 'benchmark', 'results_table', 'zoo',
+           'zoo_figure']
 
 # %% ../nbs/04_bench.ipynb #873448a3
-SCENARIOS = ("explicit", "implicit", "sequential")
-RANKING_METRICS = ("AUC", "HR@10", "HR@100", "nDCG@10", "nDCG@100", "PSP@10")
-
 class BenchmarkError(ValueError):
     "A benchmark asked for something undefined: an unknown scenario, an empty algorithm list, a bad split."
+
+# %% ../nbs/04_bench.ipynb #5e1f0b93
+SCENARIOS = ("explicit", "implicit", "sequential")
+RANKING_METRICS = ("AUC", "HR@10", "HR@100", "nDCG@10", "nDCG@100", "PSP@10")
 
 def check_scenario(scenario: str) -> str:
     "The scenario name, or a clear error listing the valid ones."
     if scenario not in SCENARIOS: raise BenchmarkError(f"unknown scenario {scenario!r}; valid scenarios: {', '.join(SCENARIOS)}")
     return scenario
 
+# %% ../nbs/04_bench.ipynb #4b8e1c05
 def scenario_split(data: Interactions, scenario: str, seed: int = 42) -> Split:
     "The split a scenario uses: random 80/10/10 (explicit, implicit) or leave-last-two-out (sequential)."
     return sequential_split(data) if check_scenario(scenario) == "sequential" else random_split(data, seed=seed)
 
+# %% ../nbs/04_bench.ipynb #7c3b9d40
 def selection_metric(scenario: str) -> tuple[str, bool]:
     "The validation metric that picks a configuration, and whether higher is better."
     return ("MSE", False) if check_scenario(scenario) == "explicit" else ("nDCG@10", True)
 
-# %% ../nbs/04_bench.ipynb #1ca2f9ce
+# %% ../nbs/04_bench.ipynb #9d2f6a13
+def context_of(split: Split, part: str) -> Interactions:
+    "What a model reads when scored on `part` (∞-AE protocol): train for validation, train + validation for test."
+    if part not in ("val", "test"): raise BenchmarkError(f"part must be 'val' or 'test', not {part!r}")
+    return split.train if part == "val" else merge(split.train, split.val)
+
+# %% ../nbs/04_bench.ipynb #1d3a5c9e
 CHUNK = 256
 
 def batch_size_for(n_items: int, memory_budget: int, bytes_per_cell: int = 40) -> int:
@@ -58,56 +70,63 @@ def batch_size_for(n_items: int, memory_budget: int, bytes_per_cell: int = 40) -
     if memory_budget <= 0: raise BenchmarkError(f"memory_budget must be positive, got {memory_budget}")
     return max(CHUNK, (memory_budget // (n_items * bytes_per_cell)) // CHUNK * CHUNK)
 
+# %% ../nbs/04_bench.ipynb #7b1d4e86
+def score_batch(model: Recommender, users: np.ndarray, context: Interactions) -> np.ndarray:
+    "`model`'s float64 scores of `users` given `context`, checked: one finite row of all items per user."
+    scores = np.asarray(model.score(users, context), dtype=np.float64)
+    expected = (len(users), context.n_items)
+    if scores.shape != expected: raise BenchmarkError(f"{type(model).__name__}.score returned shape {scores.shape}, expected {expected}")
+    if not np.isfinite(scores).all(): raise BenchmarkError(f"{type(model).__name__}.score returned non-finite scores")
+    return scores
+
+# %% ../nbs/04_bench.ipynb #3c9e7f14
+def auc_pairs(scores: np.ndarray, targets: sp.csr_matrix, context: sp.csr_matrix, auc_negatives: int, seed: int,
+              position: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    "A batch's target scores and the scores of `auc_negatives` sampled negatives per user; `position`: its first user's index."
+    positives, negatives = [], []
+    for chunk in range(0, len(scores), CHUNK):
+        rows = slice(chunk, chunk + CHUNK)
+        drawn = sample_negatives(targets[rows], auc_negatives, context[rows], seed=np.random.default_rng([seed, position + chunk]))
+        coo = targets[rows].tocoo()
+        positives.append(scores[rows][coo.row, coo.col])
+        negatives.append(np.take_along_axis(scores[rows], drawn, axis=1).ravel())
+    return np.concatenate(positives), np.concatenate(negatives)
+
+# %% ../nbs/04_bench.ipynb #8e2c5a17
+def ranking_in_batches(model: Recommender, targets: Interactions, context: Interactions, propensity: np.ndarray,
+                       ks: Sequence[int], auc_negatives: int, memory_budget: int, seed: int) -> dict[str, float]:
+    "The mean of every `ranking_metrics` metric and the pooled AUC of `model` on `targets`, users scored in batches."
+    target_matrix, context_matrix = targets.to_csr(), context.to_csr()
+    users = np.flatnonzero(np.diff(target_matrix.indptr) > 0)
+    per_user, positives, negatives = {}, [], []
+    batch = batch_size_for(targets.n_items, memory_budget)
+    for start in range(0, len(users), batch):
+        batch_users = users[start:start + batch]
+        scores = score_batch(model, batch_users, context)
+        block_targets, block_context = target_matrix[batch_users], context_matrix[batch_users]
+        for name, values in ranking_metrics(scores, block_targets, ks, block_context, propensity).items():
+            per_user.setdefault(name, []).append(values)
+        block_positives, block_negatives = auc_pairs(scores, block_targets, block_context, auc_negatives, seed, start)
+        positives.append(block_positives); negatives.append(block_negatives)
+    means = mean_metrics({name: np.concatenate(parts) for name, parts in per_user.items()})
+    return means | {"AUC": auc(np.concatenate(positives), np.concatenate(negatives))}
+
+# %% ../nbs/04_bench.ipynb #1ca2f9cf
 def evaluate(model: Recommender, split: Split, scenario: str, part: str = "test", ks: Sequence[int] = (10, 100),
              auc_negatives: int = 100, memory_budget: int = 256 * 2 ** 20, seed: int = 0) -> dict[str, float]:
     "Metrics of a fitted `model` on `split.val` or `split.test` (∞-AE protocol for the context and the mask)."
     check_scenario(scenario)
-    if part not in ("val", "test"): raise BenchmarkError(f"part must be 'val' or 'test', not {part!r}")
-    targets = getattr(split, part)
+    context, targets = context_of(split, part), getattr(split, part)
     if len(targets) == 0: raise BenchmarkError(f"the {part} set is empty")
-    if scenario == "explicit":
-        return {"MSE": mse(model.predict(targets.users, targets.items), targets.ratings)}
-    context = split.train if part == "val" else merge(split.train, split.val)
-    n_items = split.train.n_items
-    if max(ks) > n_items: raise BenchmarkError(f"k={max(ks)} is larger than the number of items ({n_items})")
-    target_matrix, context_matrix = targets.to_csr(), context.to_csr()
+    if scenario == "explicit": return {"MSE": mse(model.predict(targets.users, targets.items), targets.ratings)}
+    if max(ks) > split.train.n_items: raise BenchmarkError(f"k={max(ks)} is larger than the number of items ({split.train.n_items})")
     propensity = inverse_propensity(split.train.item_degrees(), len(split.train))
-    users = np.flatnonzero(np.diff(target_matrix.indptr) > 0)
-    per_user: dict[str, list] = {}
-    positives, negatives = [], []
-    batch = batch_size_for(n_items, memory_budget)
-    for start in range(0, len(users), batch):
-        batch_users = users[start:start + batch]
-        scores = np.asarray(model.score(batch_users, context), dtype=np.float64)
-        if scores.shape != (len(batch_users), n_items):
-            raise BenchmarkError(f"{type(model).__name__}.score returned shape {scores.shape}, expected {(len(batch_users), n_items)}")
-        if not np.isfinite(scores).all(): raise BenchmarkError(f"{type(model).__name__}.score returned non-finite scores")
-        block_targets, block_context = target_matrix[batch_users], context_matrix[batch_users]
-        for name, values in ranking_metrics(scores, block_targets, ks, block_context, propensity).items():
-            per_user.setdefault(name, []).append(values)
-        for chunk in range(0, len(batch_users), CHUNK):
-            rows = slice(chunk, chunk + CHUNK)
-            drawn = sample_negatives(block_targets[rows], auc_negatives, block_context[rows],
-                                     seed=np.random.default_rng([seed, start + chunk]))
-            coo = block_targets[rows].tocoo()
-            positives.append(scores[rows][coo.row, coo.col])
-            negatives.append(np.take_along_axis(scores[rows], drawn, axis=1).ravel())
-    means = mean_metrics({name: np.concatenate(parts) for name, parts in per_user.items()})
-    means["AUC"] = _auc(np.concatenate(positives), np.concatenate(negatives))
+    means = ranking_in_batches(model, targets, context, propensity, ks, auc_negatives, memory_budget, seed)
     wanted = ["AUC"] + [f"{m}@{k}" for m in ("HR", "nDCG") for k in ks] + [f"PSP@{k}" for k in ks if k == 10]
     return {name: float(means[name]) for name in wanted if name in means}
 
 # %% ../nbs/04_bench.ipynb #ce7082c5
 BENCH_VERSION = 2  # 2: top-k breaks ties by item index (metrics)
-
-def split_fingerprint(split: Split) -> str:
-    "SHA-256 over every array of the train, validation and test parts and the index sizes."
-    digest = hashlib.sha256()
-    for part in (split.train, split.val, split.test):
-        digest.update(f"{part.n_users},{part.n_items},{len(part)};".encode())
-        for column in ("users", "items", "ratings", "timestamps"):
-            digest.update(np.ascontiguousarray(getattr(part, column)).tobytes())
-    return digest.hexdigest()
 
 def result_key(fingerprint: str, scenario: str, model: Recommender, settings: dict) -> str:
     "The cache key of one (data, scenario, algorithm, hyper-parameters, evaluation settings) combination."
@@ -115,13 +134,102 @@ def result_key(fingerprint: str, scenario: str, model: Recommender, settings: di
                "hyper_parameters": model.hyper_parameters(), "settings": settings, "version": BENCH_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
-def _load_record(path) -> dict | None:
-    try: return json.loads(path.read_text())
-    except (OSError, ValueError): return None
+# %% ../nbs/04_bench.ipynb #2f9c6b18
+class RecordCache:
+    "Benchmark records as JSON files `<key>.json` in `folder`, written atomically; `folder=None` keeps nothing."
+    def __init__(self, folder: Path | None): self.folder = folder
 
-def _save_record(path, record: dict) -> None:
-    with atomic_write(path, "w") as handle: json.dump(record, handle, indent=1, default=str)
+    def load(self, key: str) -> dict | None:
+        "The record stored under `key`; None if there is none, it cannot be read, or there is no folder."
+        if self.folder is None: return None
+        try: return json.loads((self.folder / f"{key}.json").read_text())
+        except (OSError, ValueError): return None
 
+    def save(self, key: str, record: dict) -> None:
+        "Store `record` under `key` (nothing without a folder; a warning if it cannot be written)."
+        if self.folder is None: return
+        try:
+            with atomic_write(self.folder / f"{key}.json", "w") as handle: json.dump(record, handle, indent=1, default=str)
+        except OSError as error: warnings.warn(f"benchmark: could not cache a record in {self.folder}: {error}")
+
+# %% ../nbs/04_bench.ipynb #4d6a0e83
+def fit_and_validate(name: str, model: Recommender, split: Split, measure: Callable[[Recommender, str], dict],
+                     verbose: bool = True) -> dict:
+    "One configuration's record: fitted on train (val for early stopping), timed, validated by `measure`; a failure recorded, not raised."
+    record = {"algorithm": name, "model": type(model).__name__, "hyper_parameters": model.hyper_parameters()}
+    try:
+        start = time.perf_counter()
+        model.fit(split.train, split.val)
+        record["fit_seconds"] = time.perf_counter() - start
+        epochs = getattr(model, "epoch_seconds_", None)
+        record["seconds_per_epoch"] = float(np.mean(epochs)) if epochs else None
+        record["epochs"] = len(epochs) if epochs else None
+        record["val"] = measure(model, "val")
+        record["model_state"] = {k: getattr(model, k) for k in ("lam_",) if hasattr(model, k)}
+    except Exception as error:  # one failure must not lose the others
+        record["error"] = f"{type(error).__name__}: {error}"
+        if verbose: warnings.warn(f"benchmark: {name} {model!r} failed: {record['error']}\n{traceback.format_exc(limit=3)}")
+    return record
+
+# %% ../nbs/04_bench.ipynb #6f2d8b04
+def validated_record(name: str, model: Recommender, key: str, split: Split, measure: Callable, records: RecordCache,
+                     verbose: bool = True) -> tuple[dict, bool]:
+    "A configuration's record from `records`, else fitted and validated now (and stored unless it failed); and whether it was fitted now."
+    record = records.load(key)
+    if record is not None: return record, False
+    record = fit_and_validate(name, model, split, measure, verbose)
+    if "error" not in record: records.save(key, record)
+    return record, True
+
+# %% ../nbs/04_bench.ipynb #0c4a9e37
+def select_best(records: list[dict], metric: str, higher: bool) -> int | None:
+    "The index of the record with the best finite validation `metric` (the first of equals); None if none has one."
+    values = [math.nan if "error" in record else record["val"][metric] for record in records]
+    candidates = [i for i, value in enumerate(values) if math.isfinite(value)]
+    return (max if higher else min)(candidates, key=values.__getitem__) if candidates else None
+
+# %% ../nbs/04_bench.ipynb #1f8d3b26
+def add_test_metrics(name: str, model: Recommender, record: dict, refit: bool, split: Split, measure: Callable,
+                     verbose: bool = True) -> dict:
+    "The selected configuration's `record` with its test metrics (after a refit if `refit`); a failure recorded, not raised."
+    try:
+        if refit: model.fit(split.train, split.val)
+        record["test"] = measure(model, "test")
+    except Exception as error:
+        record["error"] = f"{type(error).__name__}: {error}"
+        if verbose: warnings.warn(f"benchmark: {name} failed on test: {record['error']}")
+    return record
+
+# %% ../nbs/04_bench.ipynb #8d5b2f14
+RESULT_COLUMNS = ["algorithm", "model", "hyper_parameters", "part", "metric", "value", "fit_seconds", "seconds_per_epoch", "selected", "error"]
+
+def result_rows(name: str, record: dict, selected: bool) -> list[dict]:
+    "The tidy rows of one configuration's record: one per (part, metric), and an `error` row for a failed fit or test."
+    common = {"algorithm": name, "model": record["model"],
+              "hyper_parameters": json.dumps(record["hyper_parameters"], sort_keys=True, default=str),
+              "fit_seconds": record.get("fit_seconds", math.nan),
+              "seconds_per_epoch": record.get("seconds_per_epoch") or math.nan, "selected": selected}
+    if "error" in record and "val" not in record:
+        return [common | {"part": "fit", "metric": "error", "value": math.nan, "error": record["error"]}]
+    rows = [common | {"part": part, "metric": metric, "value": value, "error": record.get("error", "")}
+            for part in ("val", "test") for metric, value in record.get(part, {}).items()]
+    if "error" in record and "test" not in record:
+        rows.append(common | {"part": "test", "metric": "error", "value": math.nan, "error": record["error"]})
+    return rows
+
+# %% ../nbs/04_bench.ipynb #2a7d5c90
+def tune_and_test(name: str, configurations: list[Recommender], keys: list[str], split: Split, scenario: str,
+                  measure: Callable, records: RecordCache, verbose: bool = True) -> list[dict]:
+    "One algorithm's tidy rows: each configuration validated (read from `records` or fitted), the best on validation tested."
+    found = [validated_record(name, model, key, split, measure, records, verbose) for model, key in zip(configurations, keys)]
+    best = select_best([record for record, _ in found], *selection_metric(scenario))
+    if best is not None and "test" not in found[best][0]:
+        record, fitted = found[best]
+        add_test_metrics(name, configurations[best], record, not fitted, split, measure, verbose)
+        if "test" in record: records.save(keys[best], record)
+    return [row for key, (record, _) in zip(keys, found) for row in result_rows(name, record, best is not None and key == keys[best])]
+
+# %% ../nbs/04_bench.ipynb #ce7082c6
 def benchmark(algorithms: dict[str, Recommender | Sequence[Recommender]], split: Split, scenario: str,
               ks: Sequence[int] = (10, 100), auc_negatives: int = 100, memory_budget: int = 256 * 2 ** 20,
               seed: int = 0, cache: bool = True, verbose: bool = True) -> pd.DataFrame:
@@ -130,67 +238,18 @@ def benchmark(algorithms: dict[str, Recommender | Sequence[Recommender]], split:
     if not algorithms: raise BenchmarkError("benchmark needs at least one algorithm")
     if len(split.train) == 0: raise BenchmarkError("the training set is empty")
     if max(ks) > split.train.n_items: raise BenchmarkError(f"k={max(ks)} is larger than the number of items ({split.train.n_items})")
-    metric, higher = selection_metric(scenario)
     settings = {"ks": list(ks), "auc_negatives": auc_negatives, "seed": seed}
-    fingerprint = split_fingerprint(split)
-    folder = cache_dir() / "bench"
+    fingerprint = interactions_digest(split.train, split.val, split.test)
+    records = RecordCache(cache_dir() / "bench" if cache else None)
+    measure = lambda model, part: evaluate(model, split, scenario, part, ks, auc_negatives, memory_budget, seed)
     rows = []
-    evaluate_part = lambda model, part: evaluate(model, split, scenario, part, ks, auc_negatives, memory_budget, seed)
     for name, configurations in tqdm(list(algorithms.items()), desc=f"benchmark {scenario}", disable=None, leave=False):
         configurations = list(configurations) if isinstance(configurations, (list, tuple)) else [configurations]
-        records, best, best_model = [], None, None
-        for model in configurations:
-            path = folder / f"{result_key(fingerprint, scenario, model, settings)}.json"
-            record = _load_record(path) if cache else None
-            if record is None:
-                record = {"algorithm": name, "model": type(model).__name__, "hyper_parameters": model.hyper_parameters()}
-                try:
-                    start = time.perf_counter()
-                    model.fit(split.train, split.val)
-                    record["fit_seconds"] = time.perf_counter() - start
-                    epochs = getattr(model, "epoch_seconds_", None)
-                    record["seconds_per_epoch"] = float(np.mean(epochs)) if epochs else None
-                    record["epochs"] = len(epochs) if epochs else None
-                    record["val"] = evaluate_part(model, "val")
-                    record["model_state"] = {k: getattr(model, k) for k in ("lam_",) if hasattr(model, k)}
-                    if cache: _save_record(path, record)
-                except Exception as error:  # one failure must not lose the others
-                    record["error"] = f"{type(error).__name__}: {error}"
-                    if verbose: warnings.warn(f"benchmark: {name} {model!r} failed: {record['error']}\n{traceback.format_exc(limit=3)}")
-                    records.append((model, record, path, False))
-                    continue
-                fitted = True
-            else: fitted = False  # cached: refitted only if it is selected and its test metrics are missing
-            records.append((model, record, path, fitted))
-            value = record["val"][metric]
-            if math.isfinite(value) and (best is None or (value > best[1]["val"][metric] if higher else value < best[1]["val"][metric])):
-                best = (model, record, path, fitted)
-        if best is not None and "test" not in best[1]:
-            model, record, path, fitted = best
-            try:
-                if not fitted: model.fit(split.train, split.val)
-                record["test"] = evaluate_part(model, "test")
-                if cache: _save_record(path, record)
-            except Exception as error:
-                record["error"] = f"{type(error).__name__}: {error}"
-                if verbose: warnings.warn(f"benchmark: {name} failed on test: {record['error']}")
-        for model, record, path, fitted in records:
-            common = {"algorithm": name, "model": record["model"],
-                      "hyper_parameters": json.dumps(record["hyper_parameters"], sort_keys=True, default=str),
-                      "fit_seconds": record.get("fit_seconds", math.nan),
-                      "seconds_per_epoch": record.get("seconds_per_epoch") or math.nan,
-                      "selected": best is not None and path == best[2]}
-            if "error" in record and "val" not in record:
-                rows.append(common | {"part": "fit", "metric": "error", "value": math.nan, "error": record["error"]})
-                continue
-            for part in ("val", "test"):
-                for metric_name, value in record.get(part, {}).items():
-                    rows.append(common | {"part": part, "metric": metric_name, "value": value, "error": record.get("error", "")})
-            if "error" in record and "test" not in record:
-                rows.append(common | {"part": "test", "metric": "error", "value": math.nan, "error": record["error"]})
-    columns = ["algorithm", "model", "hyper_parameters", "part", "metric", "value", "fit_seconds", "seconds_per_epoch", "selected", "error"]
-    return pd.DataFrame(rows, columns=columns)
+        keys = [result_key(fingerprint, scenario, model, settings) for model in configurations]
+        rows += tune_and_test(name, configurations, keys, split, scenario, measure, records, verbose)
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
+# %% ../nbs/04_bench.ipynb #5b2c9d61
 def results_table(results: pd.DataFrame, part: str = "test") -> pd.DataFrame:
     "One row per algorithm (its selected configuration), one column per metric, plus the fit seconds."
     chosen = results[results["selected"] & (results["part"] == part)]
@@ -204,6 +263,26 @@ def results_table(results: pd.DataFrame, part: str = "test") -> pd.DataFrame:
         failed = pd.DataFrame({"algorithm": errors["algorithm"].unique()})
         table = pd.concat([table, failed[~failed["algorithm"].isin(table["algorithm"])]], ignore_index=True)
     return table
+
+# %% ../nbs/04_bench.ipynb #a91c11eb
+def zoo(scenario: str, knobs: dict, seed: int = 0, threads: int | None = None) -> dict:
+    "The algorithms of `scenario`, each configured from its knob in `knobs` (a model without one is left out)."
+    from datasum.recommenders import EASE, MF, MVAE, SASRec, SVAE, BiasOnly, LightGCN, NeuMF
+    check_scenario(scenario)
+    common, loss = {"seed": seed, "threads": threads}, "mse" if scenario == "explicit" else "bpr"
+    ranking = scenario != "explicit"
+    grid = [knobs["mf"] | point for point in knobs["mf_grid"]] if ranking and "mf_grid" in knobs else [knobs.get("mf")]
+    candidates = {"PopRec": ranking and (lambda: PopRec()),
+                  "Bias-only": "bias" in knobs and (lambda: BiasOnly(loss=loss, **knobs["bias"], **common)),
+                  "MF": "mf" in knobs and (lambda: [MF(loss=loss, **point, **common) for point in grid] if len(grid) > 1
+                                           else MF(loss=loss, **grid[0], **common)),
+                  "NeuMF": "neumf" in knobs and (lambda: NeuMF(loss=loss, **knobs["neumf"], **common)),
+                  "MVAE": ranking and "mvae" in knobs and (lambda: MVAE(**knobs["mvae"], **common)),
+                  "EASE": ranking and "ease_lambdas" in knobs and (lambda: EASE(lambdas=knobs["ease_lambdas"])),
+                  "LightGCN": scenario == "implicit" and "lightgcn" in knobs and (lambda: LightGCN(**knobs["lightgcn"], **common)),
+                  "SVAE": scenario == "sequential" and "svae" in knobs and (lambda: SVAE(**knobs["svae"], **common)),
+                  "SASRec": scenario == "sequential" and "sasrec" in knobs and (lambda: SASRec(**knobs["sasrec"], **common))}
+    return {name: make() for name, make in candidates.items() if make}
 
 # %% ../nbs/04_bench.ipynb #b8f00f26
 def zoo_figure(tables: dict[str, pd.DataFrame], title: str = "") -> "matplotlib.figure.Figure":

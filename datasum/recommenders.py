@@ -7,13 +7,12 @@ Docs: https://github.com/datasum/datasum/recommenders.html.md"""
 # %% ../nbs/03_recommenders.ipynb #86eb5fcf
 from __future__ import annotations
 
-import contextlib
 import copy
-import inspect
 import math
 import time
 import warnings
-from typing import Any, Callable, Iterator
+from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,117 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import rng
-from .data import Interactions
-from .metrics import mean_metrics, ranking_metrics
+from .config import rng, torch_session
+from .data import Interactions, merge
+from .interface import PopRec, Recommender, RecommenderError, evaluate_ranking
 
 # %% auto #0
-__all__ = ['RecommenderError', 'merge', 'Recommender', 'evaluate_ranking', 'PopRec', 'ease_weights', 'ease_weights_from_eigh',
-           'ease_weights_from_cholesky', 'EASE', 'torch_session', 'TorchRecommender', 'MF', 'BiasOnly', 'MVAE', 'NeuMF',
-           'normalized_adjacency', 'LightGCN', 'padded_sequences', 'SequentialRecommender', 'SASRec', 'SVAE',
-           'lambda_figure']
-
-# %% ../nbs/03_recommenders.ipynb #25d23239
-class RecommenderError(ValueError):
-    "A recommender asked for something it cannot do: no training data, an unfitted model, an unsupported task."
-
-def merge(*parts: Interactions, name: str | None = None) -> Interactions:
-    "The events of several `Interactions` over one user and item index, concatenated in order (e.g. train + val)."
-    if not parts: raise RecommenderError("merge needs at least one Interactions")
-    first = parts[0]
-    for part in parts[1:]:
-        if part.n_users != first.n_users or part.n_items != first.n_items:
-            raise RecommenderError(f"merge: {part!r} and {first!r} do not share one user and item index")
-    cat = lambda column: np.concatenate([getattr(p, column) for p in parts])
-    return Interactions(cat("users"), cat("items"), cat("ratings"), cat("timestamps"), first.user_ids, first.item_ids,
-                        name if name is not None else "+".join(p.name for p in parts))
-
-class Recommender:
-    "Base class of every algorithm: `fit(train, val)`, `score(users, context)`, `predict(users, items)`."
-    paper = ""
-
-    def __init__(self, **hyper_parameters: Any):
-        self._hyper_parameters = dict(hyper_parameters)
-        for key, value in hyper_parameters.items(): setattr(self, key, value)
-        self.train_: Interactions | None = None
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        "The constructor arguments that define this model (what a result cache is keyed by)."
-        return dict(self._hyper_parameters)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self._hyper_parameters.items()) + ")"
-
-    def _start_fit(self, train: Interactions, val: Interactions | None) -> None:
-        if not isinstance(train, Interactions): raise RecommenderError(f"train must be Interactions, not {type(train).__name__}")
-        if len(train) == 0: raise RecommenderError(f"{type(self).__name__}.fit: the training set {train.name!r} has no events")
-        if val is not None and (val.n_users != train.n_users or val.n_items != train.n_items):
-            raise RecommenderError(f"val has {val.n_users} x {val.n_items} users x items, train {train.n_users} x {train.n_items}")
-        self.train_ = train
-
-    def _check_fitted(self) -> Interactions:
-        if self.train_ is None: raise RecommenderError(f"{type(self).__name__} is not fitted: call fit(train) first")
-        return self.train_
-
-    def _users(self, users) -> np.ndarray:
-        train = self._check_fitted()
-        users = np.asarray(users, dtype=np.int64).reshape(-1)
-        if len(users) and (users.min() < 0 or users.max() >= train.n_users):
-            raise RecommenderError(f"user indices must lie in 0..{train.n_users - 1}")
-        return users
-
-    def _context(self, context: Interactions | None) -> Interactions:
-        train = self._check_fitted()
-        if context is None: return train
-        if context.n_users != train.n_users or context.n_items != train.n_items:
-            raise RecommenderError(f"context has {context.n_users} x {context.n_items} users x items, "
-                                   f"the model was fitted on {train.n_users} x {train.n_items}")
-        return context
-
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "Recommender":
-        "Train on `train`; stop early on `val` when given. Returns self."
-        raise NotImplementedError
-
-    def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
-        "Scores of every item for `users` (a dense float32 block); history read from `context` (default: the training data)."
-        raise NotImplementedError
-
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        "Predicted ratings of the (user, item) pairs; only models trained on explicit ratings support it."
-        raise RecommenderError(f"{type(self).__name__} ranks items; it does not predict explicit ratings")
-
-# %% ../nbs/03_recommenders.ipynb #27ebf168
-def evaluate_ranking(model: Recommender, targets: Interactions, context: Interactions, ks=(10,),
-                     batch_users: int = 1024) -> dict[str, float]:
-    "Mean HR@k, Recall@k and nDCG@k of `model` on `targets`, ranking all items but the `context` ones."
-    target_matrix, context_matrix = targets.to_csr(), context.to_csr()
-    users = np.flatnonzero(np.diff(target_matrix.indptr) > 0)
-    if len(users) == 0: raise RecommenderError(f"{targets.name!r} has no events to evaluate")
-    collected: dict[str, list] = {}
-    for start in range(0, len(users), batch_users):
-        batch = users[start:start + batch_users]
-        scores = model.score(batch, context)
-        for name, values in ranking_metrics(scores, target_matrix[batch], ks, context_matrix[batch]).items():
-            collected.setdefault(name, []).append(values)
-    return mean_metrics({name: np.concatenate(parts) for name, parts in collected.items()})
-
-# %% ../nbs/03_recommenders.ipynb #68af8486
-class PopRec(Recommender):
-    "Popularity: an item's score is its number of training events (the same for every user)."
-    paper = "popularity baseline"
-
-    def __init__(self): super().__init__()
-
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "PopRec":
-        "Count each item's training events."
-        self._start_fit(train, val)
-        self.counts_ = train.item_degrees().astype(np.float32)
-        return self
-
-    def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
-        "Item counts, repeated for each user."
-        users = self._users(users)
-        return np.broadcast_to(self.counts_, (len(users), len(self.counts_))).copy()
+__all__ = ['ease_weights', 'ease_weights_from_eigh', 'ease_weights_from_cholesky', 'EASE', 'TorchRecommender', 'MF', 'BiasOnly',
+           'MVAE', 'NeuMF', 'normalized_adjacency', 'LightGCN', 'padded_sequences', 'SequentialRecommender', 'SASRec',
+           'SVAE', 'lambda_figure']
 
 # %% ../nbs/03_recommenders.ipynb #dc97f510
 def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
@@ -147,6 +43,7 @@ def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
     weights[np.diag_indices_from(weights)] = 0.0
     return weights
 
+# %% ../nbs/03_recommenders.ipynb #522b6187
 def ease_weights_from_eigh(eigenvalues: np.ndarray, eigenvectors: np.ndarray, lam: float) -> np.ndarray:
     "EASE's B for one lam from the eigendecomposition of the Gram matrix (reused across a lam grid)."
     if lam < 0: raise RecommenderError(f"lambda must be >= 0, got {lam}")
@@ -155,6 +52,7 @@ def ease_weights_from_eigh(eigenvalues: np.ndarray, eigenvectors: np.ndarray, la
     weights[np.diag_indices_from(weights)] = 0.0
     return weights
 
+# %% ../nbs/03_recommenders.ipynb #97f6c2b5
 def ease_weights_from_cholesky(gram: np.ndarray, lam: float) -> np.ndarray:
     "EASE's B for one lam via a Cholesky inverse of the positive definite G + lam I (LAPACK potrf + potri, ~n^3 flops)."
     if lam <= 0: raise RecommenderError(f"lambda must be > 0 for the Cholesky solver, got {lam}")
@@ -169,6 +67,7 @@ def ease_weights_from_cholesky(gram: np.ndarray, lam: float) -> np.ndarray:
     weights[np.diag_indices_from(weights)] = 0.0
     return weights
 
+# %% ../nbs/03_recommenders.ipynb #63b539e2
 class EASE(Recommender):
     "Steck (2019): closed-form item-item autoencoder; lam chosen on validation nDCG@10 from `lambdas`."
     paper = "Steck, Embarrassingly Shallow Autoencoders for Sparse Data, WWW 2019"
@@ -179,33 +78,6 @@ class EASE(Recommender):
         if not self.lambdas: raise RecommenderError("EASE needs at least one lambda")
         if solver not in ("cholesky", "eigh"): raise RecommenderError(f"solver must be 'cholesky' or 'eigh', not {solver!r}")
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "EASE":
-        "Gram matrix of the binary training rows, then the lam with the best validation metric (the first lam without `val`)."
-        self._start_fit(train, val)
-        X = train.to_csr()
-        X.data[:] = 1.0
-        gram = (X.T @ X).toarray().astype(np.float64)
-        self.validation_ = {}
-        for lam in self.lambdas:
-            if lam < 0: raise RecommenderError(f"lambda must be >= 0, got {lam}")
-        if self.solver == "eigh" or min(self.lambdas) == 0:
-            eigenvalues, eigenvectors = np.linalg.eigh(gram)
-            weights_for = lambda lam: ease_weights_from_eigh(eigenvalues, eigenvectors, lam)
-        else: weights_for = lambda lam: ease_weights_from_cholesky(gram, lam)
-        if val is None or len(self.lambdas) == 1 or len(val) == 0:
-            self.lam_ = self.lambdas[0]
-            self.weights_ = weights_for(self.lam_).astype(np.float32)
-            return self
-        k = int(self.select_metric.split("@")[1])
-        best = -np.inf
-        for lam in tqdm(self.lambdas, desc="EASE lambda", disable=None, leave=False):
-            self.weights_ = weights_for(lam).astype(np.float32)
-            value = evaluate_ranking(self, val, train, ks=(k,))[self.select_metric]
-            self.validation_[lam] = value
-            if value > best: best, best_weights, self.lam_ = value, self.weights_, lam
-        self.weights_ = best_weights
-        return self
-
     def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
         "The users' binary context rows times B."
         users, context = self._users(users), self._context(context)
@@ -213,80 +85,153 @@ class EASE(Recommender):
         rows.data[:] = 1.0
         return np.asarray(rows @ self.weights_, dtype=np.float32)
 
-# %% ../nbs/03_recommenders.ipynb #9de88642
-@contextlib.contextmanager
-def torch_session(seed: int, threads: int | None = None) -> Iterator[torch.Generator]:
-    "Fork and seed torch's RNG, set the thread count, and yield a seeded torch.Generator; restores both on exit."
-    previous = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if threads: torch.set_num_threads(int(threads))
-        try: yield torch.Generator().manual_seed(seed)
-        finally: torch.set_num_threads(previous)
+# %% ../nbs/03_recommenders.ipynb #5e292e77
+def _ease_weights_for(self: EASE, gram: np.ndarray) -> Callable[[float], np.ndarray]:
+    "B as a function of lam for this Gram matrix: one eigendecomposition reused, or one Cholesky inverse per lam."
+    for lam in self.lambdas:
+        if lam < 0: raise RecommenderError(f"lambda must be >= 0, got {lam}")
+    if self.solver == "eigh" or min(self.lambdas) == 0:
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        return lambda lam: ease_weights_from_eigh(eigenvalues, eigenvectors, lam)
+    return lambda lam: ease_weights_from_cholesky(gram, lam)
 
+EASE._weights_for = _ease_weights_for
+
+# %% ../nbs/03_recommenders.ipynb #4deccba9
+def _ease_fit(self: EASE, train: Interactions, val: Interactions | None = None) -> EASE:
+    "Gram matrix of the binary training rows, then the lam with the best validation metric (the first lam without `val`)."
+    self._start_fit(train, val)
+    X = train.to_csr()
+    X.data[:] = 1.0
+    gram = (X.T @ X).toarray().astype(np.float64)
+    self.validation_ = {}
+    weights_for = self._weights_for(gram)
+    if val is None or len(self.lambdas) == 1 or len(val) == 0:
+        self.lam_ = self.lambdas[0]
+        self.weights_ = weights_for(self.lam_).astype(np.float32)
+        return self
+    k = int(self.select_metric.split("@")[1])
+    best = -np.inf
+    for lam in tqdm(self.lambdas, desc="EASE lambda", disable=None, leave=False):
+        self.weights_ = weights_for(lam).astype(np.float32)
+        value = evaluate_ranking(self, val, train, ks=(k,))[self.select_metric]
+        self.validation_[lam] = value
+        if value > best: best, best_weights, self.lam_ = value, self.weights_, lam
+    self.weights_ = best_weights
+    return self
+
+EASE.fit = _ease_fit
+
+# %% ../nbs/03_recommenders.ipynb #9de88642
 def _xavier(module: nn.Module, generator: torch.Generator) -> None:
     "Xavier-uniform weights for every Embedding and Linear of `module` (biases and bias embeddings to zero)."
     for name, parameter in module.named_parameters():
         if parameter.dim() == 2 and parameter.shape[1] > 1: nn.init.xavier_uniform_(parameter, generator=generator)
         elif parameter.dim() == 2 or name.endswith("bias"): nn.init.zeros_(parameter)
 
+# %% ../nbs/03_recommenders.ipynb #f4825b3e
 class TorchRecommender(Recommender):
-    "A recommender trained by mini-batch Adam with early stopping on validation."
+    "A recommender trained by mini-batch Adam with early stopping on validation; a model supplies the three hooks."
 
-    def _make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=self.lr, betas=(0.9, 0.98), weight_decay=self.weight_decay)
+    def fit(self, train: Interactions, val: Interactions | None = None) -> "TorchRecommender":
+        "Check the data, seed a torch session, build and initialise the module, train it until early stopping."
+        self._start_fit(train, val)
+        data = self._training_data(train)
+        with torch_session(self.seed, self.threads) as generator:
+            self.module_ = module = self._initial_module(train, generator)
+            optimizer, draw, self.updates_ = self._make_optimizer(module), rng(self.seed), 0
+            epoch_step = lambda epoch: self._epoch(data, optimizer, draw)
+            self._train(module, epoch_step, self._validator(train, val), self.epochs, type(self).__name__)
+        return self
 
-    def _train(self, module: nn.Module, epoch_step: Callable[[int], float], validate: Callable[[], float] | None,
-               epochs: int, desc: str) -> None:
-        "Run `epoch_step(epoch) -> mean loss` for `epochs` epochs, validating and stopping early; keeps the best state."
-        self.history_, self.epoch_seconds_ = [], []
-        best, best_state, bad = -np.inf, None, 0
-        validate_every = max(1, int(getattr(self, "validate_every", 1)))
-        patience = int(getattr(self, "patience", 3))
-        for epoch in tqdm(range(epochs), desc=desc, disable=None, leave=False):
-            start = time.perf_counter()
-            module.train()
-            loss = float(epoch_step(epoch))
-            self.epoch_seconds_.append(time.perf_counter() - start)
-            if not math.isfinite(loss): raise RecommenderError(f"{type(self).__name__}: the loss became {loss} in epoch {epoch + 1}")
-            record = {"epoch": epoch + 1, "loss": loss}
-            if validate is not None and ((epoch + 1) % validate_every == 0 or epoch + 1 == epochs):
-                module.eval()
-                with torch.no_grad(): value = float(validate())
-                record["val"] = value
-                if value > best: best, best_state, bad = value, copy.deepcopy(module.state_dict()), 0
-                else: bad += 1
-                self.history_.append(record)
-                if bad >= patience: break
-            else: self.history_.append(record)
-        if best_state is not None: module.load_state_dict(best_state)
-        module.eval()
-        self.best_validation_ = best if best_state is not None else None
+    def _training_data(self, train: Interactions) -> SimpleNamespace:
+        "Hook: what the batches read, with `examples`, the array an epoch shuffles."
+        raise NotImplementedError(f"{type(self).__name__} must define _training_data")
 
-    def _validator(self, train: Interactions, val: Interactions | None) -> Callable[[], float] | None:
-        if val is None or len(val) == 0: return None
-        if getattr(self, "loss", None) == "mse":
-            return lambda: -float(np.mean((self._predict_no_check(val.users, val.items) - val.ratings) ** 2))
-        return lambda: evaluate_ranking(self, val, train, ks=(10,))["nDCG@10"]
+    def _build(self, train: Interactions) -> nn.Module:
+        "Hook: the network, built inside the torch session (so its default initialisation is seeded)."
+        raise NotImplementedError(f"{type(self).__name__} must define _build")
 
-def _negatives(generator: np.random.Generator, users: np.ndarray, n_items: int, positive_keys: np.ndarray,
-               rounds: int = 3) -> np.ndarray:
-    "One uniform negative item per user, redrawn (up to `rounds` times) when it is one of the user's positives."
-    negatives = generator.integers(0, n_items, len(users))
-    for _ in range(rounds):
-        keys = users * n_items + negatives
-        found = np.searchsorted(positive_keys, keys)
-        clash = (found < len(positive_keys)) & (positive_keys[np.minimum(found, len(positive_keys) - 1)] == keys)
-        if not clash.any(): break
-        negatives[clash] = generator.integers(0, n_items, int(clash.sum()))
-    return negatives
+    def _batch_loss(self, data: SimpleNamespace, batch: np.ndarray, draw: np.random.Generator) -> torch.Tensor:
+        "Hook: the loss of the mini-batch `batch` of `data.examples`; `draw` samples negatives or positions."
+        raise NotImplementedError(f"{type(self).__name__} must define _batch_loss")
 
-def _check_loss(loss: str) -> str:
-    if loss not in ("mse", "bpr"): raise RecommenderError(f"loss must be 'mse' (explicit ratings) or 'bpr' (implicit), not {loss!r}")
-    return loss
+# %% ../nbs/03_recommenders.ipynb #d53995b9
+def _initial_module(self: TorchRecommender, train: Interactions, generator: torch.Generator) -> nn.Module:
+    "The network of `_build`, Xavier-initialised."
+    module = self._build(train)
+    _xavier(module, generator)
+    return module
+
+TorchRecommender._initial_module = _initial_module
+
+# %% ../nbs/03_recommenders.ipynb #d132b50b
+def _make_optimizer(self: TorchRecommender, module: nn.Module) -> torch.optim.Optimizer:
+    "Adam over the module's parameters with betas (0.9, 0.98), `lr` and `weight_decay`."
+    return torch.optim.Adam(module.parameters(), lr=self.lr, betas=(0.9, 0.98), weight_decay=self.weight_decay)
+
+TorchRecommender._make_optimizer = _make_optimizer
+
+# %% ../nbs/03_recommenders.ipynb #70fe5d32
+def _epoch(self: TorchRecommender, data: SimpleNamespace, optimizer: torch.optim.Optimizer,
+           draw: np.random.Generator) -> float:
+    "One pass over `data.examples` in random order: an optimizer step on each mini-batch's `_batch_loss`; the mean loss."
+    order, total = draw.permutation(data.examples), 0.0
+    for start in range(0, len(order), self.batch_size):
+        batch = order[start:start + self.batch_size]
+        loss = self._batch_loss(data, batch, draw)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        self.updates_ += 1
+        total += loss.item() * len(batch)
+    return total / len(order)
+
+TorchRecommender._epoch = _epoch
+
+# %% ../nbs/03_recommenders.ipynb #70875596
+def _train(self: TorchRecommender, module: nn.Module, epoch_step: Callable[[int], float],
+           validate: Callable[[], float] | None, epochs: int, desc: str) -> None:
+    "Run `epoch_step(epoch) -> mean loss` for `epochs` epochs, validating and stopping early; keeps the best state."
+    self.history_, self.epoch_seconds_ = [], []
+    best, best_state, bad = -np.inf, None, 0
+    validate_every = max(1, int(getattr(self, "validate_every", 1)))
+    patience = int(getattr(self, "patience", 3))
+    for epoch in tqdm(range(epochs), desc=desc, disable=None, leave=False):
+        start = time.perf_counter()
+        module.train()
+        loss = float(epoch_step(epoch))
+        self.epoch_seconds_.append(time.perf_counter() - start)
+        if not math.isfinite(loss): raise RecommenderError(f"{type(self).__name__}: the loss became {loss} in epoch {epoch + 1}")
+        record = {"epoch": epoch + 1, "loss": loss}
+        if validate is not None and ((epoch + 1) % validate_every == 0 or epoch + 1 == epochs):
+            module.eval()
+            with torch.no_grad(): value = float(validate())
+            record["val"] = value
+            if value > best: best, best_state, bad = value, copy.deepcopy(module.state_dict()), 0
+            else: bad += 1
+            self.history_.append(record)
+            if bad >= patience: break
+        else: self.history_.append(record)
+    if best_state is not None: module.load_state_dict(best_state)
+    module.eval()
+    self.best_validation_ = best if best_state is not None else None
+
+TorchRecommender._train = _train
+
+# %% ../nbs/03_recommenders.ipynb #9149eb10
+def _validator(self: TorchRecommender, train: Interactions, val: Interactions | None) -> Callable[[], float] | None:
+    "The validation metric to maximise as a function, or None without validation data."
+    if val is None or len(val) == 0: return None
+    if getattr(self, "loss", None) == "mse":
+        return lambda: -float(np.mean((self._predict_no_check(val.users, val.items) - val.ratings) ** 2))
+    return lambda: evaluate_ranking(self, val, train, ks=(10,))["nDCG@10"]
+
+TorchRecommender._validator = _validator
 
 # %% ../nbs/03_recommenders.ipynb #cd254bf9
 class _MatrixFactorisation(nn.Module):
+    "g + b_u + b_i + <p_u, q_i>, with dropout on the factors; `dim=0` leaves the biases only."
     def __init__(self, n_users: int, n_items: int, dim: int, dropout: float, global_bias: float):
         super().__init__()
         self.dim = dim
@@ -306,6 +251,26 @@ class _MatrixFactorisation(nn.Module):
         if self.dim: out = out + self.user(users) @ self.item.weight.T
         return out
 
+# %% ../nbs/03_recommenders.ipynb #6a456873
+def _check_loss(loss: str) -> str:
+    "`loss` if it is 'mse' or 'bpr', else an error."
+    if loss not in ("mse", "bpr"): raise RecommenderError(f"loss must be 'mse' (explicit ratings) or 'bpr' (implicit), not {loss!r}")
+    return loss
+
+# %% ../nbs/03_recommenders.ipynb #1b59a5d0
+def _negatives(generator: np.random.Generator, users: np.ndarray, n_items: int, positive_keys: np.ndarray,
+               rounds: int = 3) -> np.ndarray:
+    "One uniform negative item per user, redrawn (up to `rounds` times) when it is one of the user's positives."
+    negatives = generator.integers(0, n_items, len(users))
+    for _ in range(rounds):
+        keys = users * n_items + negatives
+        found = np.searchsorted(positive_keys, keys)
+        clash = (found < len(positive_keys)) & (positive_keys[np.minimum(found, len(positive_keys) - 1)] == keys)
+        if not clash.any(): break
+        negatives[clash] = generator.integers(0, n_items, int(clash.sum()))
+    return negatives
+
+# %% ../nbs/03_recommenders.ipynb #7a4dfd42
 class MF(TorchRecommender):
     "Matrix factorisation with global, user and item biases; MSE on ratings or BPR with one sampled negative."
     paper = "Koren et al. 2009 (MSE); Rendle et al., BPR, UAI 2009 (implicit)"
@@ -321,41 +286,9 @@ class MF(TorchRecommender):
         return _MatrixFactorisation(train.n_users, train.n_items, self.dim, self.dropout, 4.0 if self.loss == "mse" else 0.5)
 
     def _initial_module(self, train: Interactions, generator: torch.Generator) -> nn.Module:
-        module = self._build(train)
-        _xavier(module, generator)
+        module = super()._initial_module(train, generator)
         nn.init.constant_(module.global_bias, 4.0 if self.loss == "mse" else 0.5)
         return module
-
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "MF":
-        "Mini-batch Adam over the training events (shuffled each epoch), early stopping on validation."
-        self._start_fit(train, val)
-        with torch_session(self.seed, self.threads) as generator:
-            self.module_ = module = self._initial_module(train, generator)
-            optimizer = self._make_optimizer(module)
-            draw = rng(self.seed)
-            users, items = train.users, train.items
-            ratings = torch.from_numpy(train.ratings.astype(np.float32))
-            positive_keys = np.unique(users * train.n_items + items)
-
-            def epoch_step(epoch: int) -> float:
-                order = draw.permutation(len(users))
-                total = 0.0
-                for start in range(0, len(order), self.batch_size):
-                    rows = order[start:start + self.batch_size]
-                    u, i = torch.from_numpy(users[rows]), torch.from_numpy(items[rows])
-                    if self.loss == "mse":
-                        loss = F.mse_loss(module(u, i), ratings[rows])
-                    else:
-                        j = torch.from_numpy(_negatives(draw, users[rows], train.n_items, positive_keys))
-                        loss = -F.logsigmoid(module(u, i) - module(u, j)).mean()
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(rows)
-                return total / len(order)
-
-            self._train(module, epoch_step, self._validator(train, val), self.epochs, type(self).__name__)
-        return self
 
     @torch.no_grad()
     def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
@@ -363,16 +296,40 @@ class MF(TorchRecommender):
         users = self._users(users)
         return self.module_.all_items(torch.from_numpy(users)).numpy().astype(np.float32)
 
-    @torch.no_grad()
-    def _predict_no_check(self, users, items) -> np.ndarray:
-        return self.module_(torch.as_tensor(np.asarray(users, np.int64)), torch.as_tensor(np.asarray(items, np.int64))).numpy()
+# %% ../nbs/03_recommenders.ipynb #39b81e83
+def _mf_training_data(self: MF, train: Interactions) -> SimpleNamespace:
+    "The events to shuffle, their users, items and ratings, and the sorted keys of the positives."
+    return SimpleNamespace(examples=np.arange(len(train)), users=train.users, items=train.items, n_items=train.n_items,
+                           ratings=torch.from_numpy(train.ratings.astype(np.float32)),
+                           positive_keys=np.unique(train.users * train.n_items + train.items))
 
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        "Predicted ratings (models fitted with `loss='mse'` only)."
-        if self.loss != "mse": raise RecommenderError(f"{type(self).__name__}(loss={self.loss!r}) ranks items; fit it with loss='mse' to predict ratings")
-        users = self._users(users)
-        return self._predict_no_check(users, items).astype(np.float32)
+MF._training_data = _mf_training_data
 
+# %% ../nbs/03_recommenders.ipynb #55ce4446
+def _mf_batch_loss(self: MF, data: SimpleNamespace, batch: np.ndarray, draw: np.random.Generator) -> torch.Tensor:
+    "MSE on the batch's ratings, or BPR of each event against one sampled negative item."
+    u, i = torch.from_numpy(data.users[batch]), torch.from_numpy(data.items[batch])
+    if self.loss == "mse": return F.mse_loss(self.module_(u, i), data.ratings[batch])
+    j = torch.from_numpy(_negatives(draw, data.users[batch], data.n_items, data.positive_keys))
+    return -F.logsigmoid(self.module_(u, i) - self.module_(u, j)).mean()
+
+MF._batch_loss = _mf_batch_loss
+
+# %% ../nbs/03_recommenders.ipynb #414d04e2
+@torch.no_grad()
+def _predict_no_check(self: MF, users, items) -> np.ndarray:
+    "The network's output for (user, item) pairs, in eval mode."
+    return self.module_(torch.as_tensor(np.asarray(users, np.int64)), torch.as_tensor(np.asarray(items, np.int64))).numpy()
+
+def _mf_predict(self: MF, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    "Predicted ratings (models fitted with `loss='mse'` only)."
+    if self.loss != "mse": raise RecommenderError(f"{type(self).__name__}(loss={self.loss!r}) ranks items; fit it with loss='mse' to predict ratings")
+    users = self._users(users)
+    return self._predict_no_check(users, items).astype(np.float32)
+
+MF._predict_no_check, MF.predict = _predict_no_check, _mf_predict
+
+# %% ../nbs/03_recommenders.ipynb #789b8553
 class BiasOnly(MF):
     "Global + user + item bias, no factors: MF with dim=0."
     paper = "baseline predictor (Koren 2008)"
@@ -386,6 +343,7 @@ class BiasOnly(MF):
 
 # %% ../nbs/03_recommenders.ipynb #8bbe75d5
 class _VariationalAutoencoder(nn.Module):
+    "Mult-VAE's network: a user's row to item logits through a Gaussian latent code; also returns the KL term."
     def __init__(self, n_items: int, hidden: int, latent: int, dropout: float):
         super().__init__()
         self.encoder, self.to_latent = nn.Linear(n_items, hidden), nn.Linear(hidden, 2 * latent)
@@ -399,11 +357,13 @@ class _VariationalAutoencoder(nn.Module):
         kl = -0.5 * torch.sum(1 + log_variance - mean ** 2 - log_variance.exp(), dim=-1).mean()
         return self.to_items(torch.tanh(self.decoder(latent))), kl
 
+# %% ../nbs/03_recommenders.ipynb #93844bd9
 def _rows(matrix: sp.csr_matrix, users: np.ndarray) -> torch.Tensor:
     "Dense binary float32 rows of a CSR matrix."
     block = matrix[users].toarray()
     return torch.from_numpy((block > 0).astype(np.float32))
 
+# %% ../nbs/03_recommenders.ipynb #3929696b
 class MVAE(TorchRecommender):
     "Liang et al. (2018) Mult-VAE: multinomial likelihood, KL weight annealed up to `beta_cap`."
     paper = "Liang et al., Variational Autoencoders for Collaborative Filtering, WWW 2018"
@@ -419,33 +379,8 @@ class MVAE(TorchRecommender):
         anneal = step / self.total_anneal_steps
         return max(anneal, self.beta_cap) if self.faithful_anneal else min(anneal, self.beta_cap)
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "MVAE":
-        "Mini-batches of users' binary rows; early stopping on validation nDCG@10."
-        self._start_fit(train, val)
-        matrix = train.to_csr()
-        active = np.flatnonzero(np.diff(matrix.indptr) > 0)
-        with torch_session(self.seed, self.threads) as generator:
-            self.module_ = module = _VariationalAutoencoder(train.n_items, self.hidden, self.latent, self.dropout)
-            _xavier(module, generator)
-            optimizer = self._make_optimizer(module)
-            draw, step = rng(self.seed), 0
-
-            def epoch_step(epoch: int) -> float:
-                nonlocal step
-                order, total = draw.permutation(active), 0.0
-                for start in range(0, len(order), self.batch_size):
-                    rows = _rows(matrix, order[start:start + self.batch_size])
-                    logits, kl = module(rows)
-                    loss = -(F.log_softmax(logits, dim=-1) * rows).sum(-1).mean() + self.beta(step) * kl
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    step += 1
-                    total += loss.item() * len(rows)
-                return total / len(order)
-
-            self._train(module, epoch_step, self._validator(train, val), self.epochs, "MVAE")
-        return self
+    def _build(self, train: Interactions) -> nn.Module:
+        return _VariationalAutoencoder(train.n_items, self.hidden, self.latent, self.dropout)
 
     @torch.no_grad()
     def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
@@ -454,8 +389,26 @@ class MVAE(TorchRecommender):
         self.module_.eval()
         return self.module_(_rows(context.to_csr(), users))[0].numpy()
 
+# %% ../nbs/03_recommenders.ipynb #083db0dc
+def _mvae_training_data(self: MVAE, train: Interactions) -> SimpleNamespace:
+    "The training matrix and its users with at least one event (the examples)."
+    matrix = train.to_csr()
+    return SimpleNamespace(matrix=matrix, examples=np.flatnonzero(np.diff(matrix.indptr) > 0))
+
+MVAE._training_data = _mvae_training_data
+
+# %% ../nbs/03_recommenders.ipynb #0f94d710
+def _mvae_batch_loss(self: MVAE, data: SimpleNamespace, batch: np.ndarray, draw: np.random.Generator) -> torch.Tensor:
+    "-sum(row * log softmax(logits)) averaged over the batch's users, + beta(updates) * KL."
+    rows = _rows(data.matrix, batch)
+    logits, kl = self.module_(rows)
+    return -(F.log_softmax(logits, dim=-1) * rows).sum(-1).mean() + self.beta(self.updates_) * kl
+
+MVAE._batch_loss = _mvae_batch_loss
+
 # %% ../nbs/03_recommenders.ipynb #ec312fc4
 class _NeuralMF(nn.Module):
+    "GMF and MLP towers over separate embeddings; `mode` is 'gmf', 'mlp' or 'both' (their average)."
     def __init__(self, n_users: int, n_items: int, dim: int, dropout: float, global_bias: float):
         super().__init__()
         self.gmf_user, self.gmf_item = nn.Embedding(n_users, dim), nn.Embedding(n_items, dim)
@@ -480,16 +433,21 @@ class _NeuralMF(nn.Module):
             mlp = self.mlp_out(self.second(F.relu(self.first(joint))))[:, 0]
         return self._combine(gmf, mlp)
 
-    def all_items(self, users: torch.Tensor) -> torch.Tensor:
-        dim = self.gmf_user.embedding_dim
-        gmf = (self.gmf_user(users) * self.gmf_out.weight[0]) @ self.gmf_item.weight.T + self.gmf_out.bias
-        user_part = self.mlp_user(users) @ self.first.weight[:, :dim].T + self.first.bias      # (b, d)
-        item_part = self.mlp_item.weight @ self.first.weight[:, dim:].T                        # (I, d)
-        hidden = F.relu(user_part[:, None, :] + item_part[None, :, :])                          # (b, I, d)
-        mlp = (hidden @ (self.mlp_out.weight @ self.second.weight).T)[..., 0] \
-            + (self.mlp_out.weight @ self.second.bias + self.mlp_out.bias)
-        return self._combine(gmf, mlp)
+# %% ../nbs/03_recommenders.ipynb #3dcc43f6
+def _neumf_all_items(self: _NeuralMF, users: torch.Tensor) -> torch.Tensor:
+    "forward() for every item at once, eval mode: the first MLP layer split, the second fused with the read-out."
+    dim = self.gmf_user.embedding_dim
+    gmf = (self.gmf_user(users) * self.gmf_out.weight[0]) @ self.gmf_item.weight.T + self.gmf_out.bias
+    user_part = self.mlp_user(users) @ self.first.weight[:, :dim].T + self.first.bias      # (b, d)
+    item_part = self.mlp_item.weight @ self.first.weight[:, dim:].T                        # (I, d)
+    hidden = F.relu(user_part[:, None, :] + item_part[None, :, :])                          # (b, I, d)
+    mlp = (hidden @ (self.mlp_out.weight @ self.second.weight).T)[..., 0] \
+        + (self.mlp_out.weight @ self.second.bias + self.mlp_out.bias)
+    return self._combine(gmf, mlp)
 
+_NeuralMF.all_items = _neumf_all_items
+
+# %% ../nbs/03_recommenders.ipynb #398700dd
 class NeuMF(MF):
     "He et al. (2017): GMF + MLP towers, each pre-trained, then fine-tuned jointly; MSE or BPR."
     paper = "He et al., Neural Collaborative Filtering, WWW 2017"
@@ -509,20 +467,23 @@ class NeuMF(MF):
         module.mode = self._stage
         return module
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "NeuMF":
-        "Pre-train GMF, then the MLP, then fine-tune NeuMF from both; early stopping on validation in every stage."
-        epochs, self.stages_, self._previous_stage = self.epochs, [], None
-        plan = [("gmf", self.pretrain_epochs), ("mlp", self.pretrain_epochs), ("both", epochs)]
-        try:
-            for stage, stage_epochs in plan:
-                if stage_epochs <= 0: continue
-                self._stage, self.epochs = stage, stage_epochs
-                MF.fit(self, train, val)
-                self._previous_stage = copy.deepcopy(self.module_.state_dict())
-                self.stages_.append((stage, self.epoch_seconds_, self.history_))
-        finally: self.epochs, self._previous_stage = epochs, None
-        self.epoch_seconds_ = [s for _, seconds, _ in self.stages_ for s in seconds]
-        return self
+# %% ../nbs/03_recommenders.ipynb #59b0dfec
+def _neumf_fit(self: NeuMF, train: Interactions, val: Interactions | None = None) -> NeuMF:
+    "Pre-train GMF, then the MLP, then fine-tune NeuMF from both; early stopping on validation in every stage."
+    epochs, self.stages_, self._previous_stage = self.epochs, [], None
+    plan = [("gmf", self.pretrain_epochs), ("mlp", self.pretrain_epochs), ("both", epochs)]
+    try:
+        for stage, stage_epochs in plan:
+            if stage_epochs <= 0: continue
+            self._stage, self.epochs = stage, stage_epochs
+            MF.fit(self, train, val)
+            self._previous_stage = copy.deepcopy(self.module_.state_dict())
+            self.stages_.append((stage, self.epoch_seconds_, self.history_))
+    finally: self.epochs, self._previous_stage = epochs, None
+    self.epoch_seconds_ = [s for _, seconds, _ in self.stages_ for s in seconds]
+    return self
+
+NeuMF.fit = _neumf_fit
 
 # %% ../nbs/03_recommenders.ipynb #e43f8bf1
 def normalized_adjacency(train: Interactions) -> torch.Tensor:
@@ -538,6 +499,7 @@ def normalized_adjacency(train: Interactions) -> torch.Tensor:
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_coo_tensor(indices, torch.from_numpy(values), A.shape, check_invariants=False).coalesce().to_sparse_csr()
 
+# %% ../nbs/03_recommenders.ipynb #0ff82198
 class _SymmetricPropagation(torch.autograd.Function):
     "y = A x for a symmetric sparse A: the backward pass is A again, so autograd never transposes the sparse matrix."
     @staticmethod
@@ -549,7 +511,9 @@ class _SymmetricPropagation(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         return None, ctx.adjacency @ grad
 
+# %% ../nbs/03_recommenders.ipynb #07f7d5bc
 class _GraphEmbedding(nn.Module):
+    "One embedding table for users then items; `propagate` gives LightGCN's final embeddings."
     def __init__(self, n_nodes: int, dim: int, layers: int):
         super().__init__()
         self.embedding, self.layers = nn.Embedding(n_nodes, dim), layers
@@ -561,6 +525,7 @@ class _GraphEmbedding(nn.Module):
             total = total + current
         return total / (self.layers + 1)
 
+# %% ../nbs/03_recommenders.ipynb #0b1eee90
 class LightGCN(TorchRecommender):
     "He et al. (2020): embeddings averaged over `layers` propagations on the normalised graph; BPR + L2."
     paper = "He et al., LightGCN, SIGIR 2020"
@@ -570,54 +535,47 @@ class LightGCN(TorchRecommender):
                  threads: int | None = None):
         super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
+    def _initial_module(self, train: Interactions, generator: torch.Generator) -> nn.Module:
+        module = _GraphEmbedding(train.n_users + train.n_items, self.dim, self.layers)
+        nn.init.normal_(module.embedding.weight, std=0.1, generator=generator)
+        return module
+
     def fit(self, train: Interactions, val: Interactions | None = None) -> "LightGCN":
         "BPR over the training events with whole-graph propagation per batch; early stopping on validation."
-        self._start_fit(train, val)
-        n_users, n_items = train.n_users, train.n_items
-        adjacency = normalized_adjacency(train)
-        with torch_session(self.seed, self.threads) as generator:
-            self.module_ = module = _GraphEmbedding(n_users + n_items, self.dim, self.layers)
-            nn.init.normal_(module.embedding.weight, std=0.1, generator=generator)
-            optimizer = self._make_optimizer(module)
-            draw = rng(self.seed)
-            users, items = train.users, train.items
-            positive_keys = np.unique(users * n_items + items)
-            self.final_ = None
-
-            def epoch_step(epoch: int) -> float:
-                self.final_ = None
-                order, total = draw.permutation(len(users)), 0.0
-                for start in range(0, len(order), self.batch_size):
-                    rows = order[start:start + self.batch_size]
-                    u = torch.from_numpy(users[rows])
-                    i = torch.from_numpy(items[rows] + n_users)
-                    j = torch.from_numpy(_negatives(draw, users[rows], n_items, positive_keys) + n_users)
-                    final = module.propagate(adjacency)
-                    loss = -F.logsigmoid((final[u] * final[i]).sum(-1) - (final[u] * final[j]).sum(-1)).mean()
-                    ego = module.embedding.weight
-                    loss = loss + self.reg * 0.5 * (ego[u].pow(2).sum() + ego[i].pow(2).sum() + ego[j].pow(2).sum()) / len(rows)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(rows)
-                return total / len(order)
-
-            self._adjacency = adjacency
-            self._train(module, epoch_step, self._validator(train, val), self.epochs, "LightGCN")
-            self.final_ = None
+        TorchRecommender.fit(self, train, val)
+        self.final_ = None
         return self
-
-    @torch.no_grad()
-    def _final(self) -> torch.Tensor:
-        if self.final_ is None: self.final_ = self.module_.propagate(self._adjacency)
-        return self.final_
 
     @torch.no_grad()
     def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
         "Dot products of the propagated user and item embeddings (`context` is not used)."
         users = self._users(users)
-        final, n_users = self._final(), self._check_fitted().n_users
-        return (final[torch.from_numpy(users)] @ final[n_users:].T).numpy()
+        if self.final_ is None: self.final_ = self.module_.propagate(self._adjacency)
+        n_users = self._check_fitted().n_users
+        return (self.final_[torch.from_numpy(users)] @ self.final_[n_users:].T).numpy()
+
+# %% ../nbs/03_recommenders.ipynb #1b80807b
+def _lightgcn_training_data(self: LightGCN, train: Interactions) -> SimpleNamespace:
+    "The events to shuffle, the normalised graph (also kept for scoring) and the sorted keys of the positives."
+    self._adjacency, self.final_ = normalized_adjacency(train), None
+    return SimpleNamespace(examples=np.arange(len(train)), users=train.users, items=train.items, n_users=train.n_users,
+                           n_items=train.n_items, positive_keys=np.unique(train.users * train.n_items + train.items))
+
+LightGCN._training_data = _lightgcn_training_data
+
+# %% ../nbs/03_recommenders.ipynb #1345c101
+def _lightgcn_batch_loss(self: LightGCN, data: SimpleNamespace, batch: np.ndarray, draw: np.random.Generator) -> torch.Tensor:
+    "BPR of each event against one sampled negative on the propagated embeddings, + reg/2 * the layer-0 norms per event."
+    self.final_ = None
+    u = torch.from_numpy(data.users[batch])
+    i = torch.from_numpy(data.items[batch] + data.n_users)
+    j = torch.from_numpy(_negatives(draw, data.users[batch], data.n_items, data.positive_keys) + data.n_users)
+    final = self.module_.propagate(self._adjacency)
+    loss = -F.logsigmoid((final[u] * final[i]).sum(-1) - (final[u] * final[j]).sum(-1)).mean()
+    ego = self.module_.embedding.weight
+    return loss + self.reg * 0.5 * (ego[u].pow(2).sum() + ego[i].pow(2).sum() + ego[j].pow(2).sum()) / len(batch)
+
+LightGCN._batch_loss = _lightgcn_batch_loss
 
 # %% ../nbs/03_recommenders.ipynb #82b26a84
 def padded_sequences(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
@@ -628,7 +586,33 @@ def padded_sequences(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
         if len(tail): out[row, -len(tail):] = tail
     return out
 
+# %% ../nbs/03_recommenders.ipynb #04f59cc3
+class SequentialRecommender(TorchRecommender):
+    "A model of each user's time-ordered history; `score` reads the history from `context`."
+
+    def _training_sequences(self, train: Interactions, length: int) -> torch.Tensor:
+        "The training sequences with at least two items, padded to `length`."
+        sequences = [s for s in train.sequences() if len(s) >= 2]
+        if not sequences: raise RecommenderError(f"{type(self).__name__} needs users with at least two training events")
+        return torch.from_numpy(padded_sequences(sequences, length))
+
+    def _padded(self, users: np.ndarray, context: Interactions) -> torch.Tensor:
+        sequences = context.sequences()
+        return torch.from_numpy(padded_sequences([sequences[u] for u in users], self.max_len))
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
+        "Scores of every item as the next one after each user's `context` history (default: the training data)."
+        users, context = self._users(users), self._context(context)
+        self.module_.eval()
+        out = []
+        for start in range(0, len(users), 256):
+            out.append(self._next_item_scores(self._padded(users[start:start + 256], context)))
+        return np.concatenate(out) if out else np.zeros((0, context.n_items), np.float32)
+
+# %% ../nbs/03_recommenders.ipynb #1f326156
 class _SelfAttentionBlock(nn.Module):
+    "Causal self-attention and a feed-forward layer, each after a LayerNorm, with residuals; padded steps zeroed."
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
         self.attention_norm, self.feed_forward_norm = nn.LayerNorm(dim, eps=1e-8), nn.LayerNorm(dim, eps=1e-8)
@@ -641,7 +625,9 @@ class _SelfAttentionBlock(nn.Module):
         x = self.feed_forward_norm(x)
         return (x + self.feed_forward(x)) * keep
 
+# %% ../nbs/03_recommenders.ipynb #fa806aee
 class _SASRecNetwork(nn.Module):
+    "SASRec: item + position embeddings, `blocks` causal self-attention blocks, a final LayerNorm."
     def __init__(self, n_items: int, dim: int, max_len: int, blocks: int, heads: int, dropout: float):
         super().__init__()
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
@@ -659,23 +645,7 @@ class _SASRecNetwork(nn.Module):
         for block in self.blocks: x = block(x, causal, keep)
         return self.final_norm(x)
 
-class SequentialRecommender(TorchRecommender):
-    "A model of each user's time-ordered history; `score` reads the history from `context`."
-
-    def _padded(self, users: np.ndarray, context: Interactions) -> torch.Tensor:
-        sequences = context.sequences()
-        return torch.from_numpy(padded_sequences([sequences[u] for u in users], self.max_len))
-
-    @torch.no_grad()
-    def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:
-        "Scores of every item as the next one after each user's `context` history (default: the training data)."
-        users, context = self._users(users), self._context(context)
-        self.module_.eval()
-        out = []
-        for start in range(0, len(users), 256):
-            out.append(self._next_item_scores(self._padded(users[start:start + 256], context)))
-        return np.concatenate(out) if out else np.zeros((0, context.n_items), np.float32)
-
+# %% ../nbs/03_recommenders.ipynb #7e934ce2
 class SASRec(SequentialRecommender):
     "Kang & McAuley (2018): causal self-attention (2 blocks, 1 head, learned positions), BCE with one negative per step."
     paper = "Kang & McAuley, Self-Attentive Sequential Recommendation, ICDM 2018"
@@ -685,46 +655,39 @@ class SASRec(SequentialRecommender):
                  validate_every: int = 5, patience: int = 5, seed: int = 0, threads: int | None = None):
         super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "SASRec":
-        "Each user's sequence predicts its own next items; one uniform negative per position; early stopping on validation."
-        self._start_fit(train, val)
-        sequences = [s for s in train.sequences() if len(s) >= 2]
-        if not sequences: raise RecommenderError("SASRec needs users with at least two training events")
-        padded = padded_sequences(sequences, self.max_len + 1)
-        inputs, targets = torch.from_numpy(padded[:, :-1]), torch.from_numpy(padded[:, 1:])
-        with torch_session(self.seed, self.threads) as generator:
-            self.module_ = module = _SASRecNetwork(train.n_items, self.dim, self.max_len, self.blocks, self.heads, self.dropout)
-            _xavier(module, generator)
-            optimizer = self._make_optimizer(module)
-            draw = rng(self.seed)
-
-            def epoch_step(epoch: int) -> float:
-                order, total = draw.permutation(len(inputs)), 0.0
-                for start in range(0, len(order), self.batch_size):
-                    rows = torch.from_numpy(order[start:start + self.batch_size])
-                    sequence, positive = inputs[rows], targets[rows]
-                    negative = torch.from_numpy(draw.integers(1, train.n_items + 1, tuple(positive.shape)))
-                    hidden = module(sequence)
-                    positive_logits = (hidden * module.item(positive)).sum(-1)
-                    negative_logits = (hidden * module.item(negative)).sum(-1)
-                    mask = positive > 0
-                    loss = (F.binary_cross_entropy_with_logits(positive_logits[mask], torch.ones(int(mask.sum())))
-                            + F.binary_cross_entropy_with_logits(negative_logits[mask], torch.zeros(int(mask.sum()))))
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item() * len(rows)
-                return total / len(order)
-
-            self._train(module, epoch_step, self._validator(train, val), self.epochs, "SASRec")
-        return self
+    def _build(self, train: Interactions) -> nn.Module:
+        return _SASRecNetwork(train.n_items, self.dim, self.max_len, self.blocks, self.heads, self.dropout)
 
     def _next_item_scores(self, padded: torch.Tensor) -> np.ndarray:
         hidden = self.module_(padded)[:, -1, :]
         return (hidden @ self.module_.item.weight[1:].T).numpy()
 
+# %% ../nbs/03_recommenders.ipynb #e499e745
+def _sasrec_training_data(self: SASRec, train: Interactions) -> SimpleNamespace:
+    "The training sequences as inputs and, one step ahead, targets; the examples are their rows."
+    padded = self._training_sequences(train, self.max_len + 1)
+    return SimpleNamespace(examples=np.arange(len(padded)), inputs=padded[:, :-1], targets=padded[:, 1:], n_items=train.n_items)
+
+SASRec._training_data = _sasrec_training_data
+
+# %% ../nbs/03_recommenders.ipynb #a9d6d541
+def _sasrec_batch_loss(self: SASRec, data: SimpleNamespace, batch: np.ndarray, draw: np.random.Generator) -> torch.Tensor:
+    "BCE of the next item (label 1) and of one uniform negative item (label 0) at each non-padded step."
+    rows = torch.from_numpy(batch)
+    sequence, positive = data.inputs[rows], data.targets[rows]
+    negative = torch.from_numpy(draw.integers(1, data.n_items + 1, tuple(positive.shape)))
+    hidden = self.module_(sequence)
+    positive_logits = (hidden * self.module_.item(positive)).sum(-1)
+    negative_logits = (hidden * self.module_.item(negative)).sum(-1)
+    mask = positive > 0
+    return (F.binary_cross_entropy_with_logits(positive_logits[mask], torch.ones(int(mask.sum())))
+            + F.binary_cross_entropy_with_logits(negative_logits[mask], torch.zeros(int(mask.sum()))))
+
+SASRec._batch_loss = _sasrec_batch_loss
+
 # %% ../nbs/03_recommenders.ipynb #5162ff28
 class _SequentialVAE(nn.Module):
+    "SVAE's network: a GRU over the items, then per step a Gaussian latent code decoded into item logits."
     def __init__(self, n_items: int, embedding: int, hidden: int, latent: int, dropout: float):
         super().__init__()
         self.item = nn.Embedding(n_items + 1, embedding, padding_idx=0)
@@ -742,6 +705,7 @@ class _SequentialVAE(nn.Module):
         kl = -0.5 * torch.sum(1 + log_variance - mean ** 2 - log_variance.exp(), dim=-1).mean()
         return self.to_items(torch.tanh(self.decoder(latent))), kl
 
+# %% ../nbs/03_recommenders.ipynb #879bf291
 class SVAE(SequentialRecommender):
     "Sachdeva et al. (2019): GRU over the history + a VAE per step predicting the next `next_k` items (multinomial)."
     paper = "Sachdeva et al., Sequential Variational Autoencoders for Collaborative Filtering, WSDM 2019"
@@ -756,51 +720,45 @@ class SVAE(SequentialRecommender):
     beta = MVAE.beta
     faithful_anneal = False
 
-    def fit(self, train: Interactions, val: Interactions | None = None) -> "SVAE":
-        "Next-`next_k` multinomial likelihood at (a sample of) the steps of each sequence; early stopping on validation."
-        self._start_fit(train, val)
-        sequences = [s for s in train.sequences() if len(s) >= 2]
-        if not sequences: raise RecommenderError("SVAE needs users with at least two training events")
-        padded = torch.from_numpy(padded_sequences(sequences, self.max_len + self.next_k))
-        inputs = padded[:, :self.max_len]
-        future = torch.stack([padded[:, k + 1:k + 1 + self.max_len] for k in range(self.next_k)], dim=-1)  # (n, L, next_k)
-        with torch_session(self.seed, self.threads) as generator:
-            self.module_ = module = _SequentialVAE(train.n_items, self.embedding, self.hidden, self.latent, self.dropout)
-            _xavier(module, generator)
-            optimizer = self._make_optimizer(module)
-            draw, step = rng(self.seed), 0
-
-            def epoch_step(epoch: int) -> float:
-                nonlocal step
-                order, total = draw.permutation(len(inputs)), 0.0
-                for start in range(0, len(order), self.batch_size):
-                    rows = torch.from_numpy(order[start:start + self.batch_size])
-                    states, targets = module.states(inputs[rows]), future[rows]           # (b, L, h), (b, L, k)
-                    valid = (inputs[rows] > 0) & (targets[..., 0] > 0)
-                    if self.loss_positions is not None and self.loss_positions < self.max_len:
-                        keys = torch.from_numpy(draw.random(tuple(valid.shape))).masked_fill(~valid, 2.0)
-                        chosen = keys.argsort(dim=1)[:, :self.loss_positions]
-                        states = states.gather(1, chosen[..., None].expand(-1, -1, states.shape[-1]))
-                        targets = targets.gather(1, chosen[..., None].expand(-1, -1, self.next_k))
-                        valid = valid.gather(1, chosen)
-                    states, targets = states[valid], targets[valid]                       # (m, h), (m, k)
-                    logits, kl = module.decode(states)
-                    weights = (targets > 0).float()
-                    log_probabilities = F.log_softmax(logits, dim=-1)
-                    likelihood = (log_probabilities.gather(1, (targets - 1).clamp(min=0)) * weights).sum(-1)
-                    loss = -likelihood.mean() + self.beta(step) * kl
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    step += 1
-                    total += loss.item() * len(rows)
-                return total / len(order)
-
-            self._train(module, epoch_step, self._validator(train, val), self.epochs, "SVAE")
-        return self
+    def _build(self, train: Interactions) -> nn.Module:
+        return _SequentialVAE(train.n_items, self.embedding, self.hidden, self.latent, self.dropout)
 
     def _next_item_scores(self, padded: torch.Tensor) -> np.ndarray:
         return self.module_.decode(self.module_.states(padded)[:, -1, :])[0].numpy()
+
+# %% ../nbs/03_recommenders.ipynb #cabc08ed
+def _svae_training_data(self: SVAE, train: Interactions) -> SimpleNamespace:
+    "Inputs (the first `max_len` steps) and, per step, the next `next_k` items; the examples are the sequences."
+    padded = self._training_sequences(train, self.max_len + self.next_k)
+    future = torch.stack([padded[:, k + 1:k + 1 + self.max_len] for k in range(self.next_k)], dim=-1)  # (n, L, next_k)
+    return SimpleNamespace(examples=np.arange(len(padded)), inputs=padded[:, :self.max_len], future=future)
+
+SVAE._training_data = _svae_training_data
+
+# %% ../nbs/03_recommenders.ipynb #2b425db8
+def _sampled_steps(draw: np.random.Generator, valid: torch.Tensor, count: int) -> torch.Tensor:
+    "For each row of `valid` (batch, steps), `count` step indices drawn uniformly without replacement, valid steps first."
+    keys = torch.from_numpy(draw.random(tuple(valid.shape))).masked_fill(~valid, 2.0)
+    return keys.argsort(dim=1)[:, :count]
+
+# %% ../nbs/03_recommenders.ipynb #0ed4f0df
+def _svae_batch_loss(self: SVAE, data: SimpleNamespace, batch: np.ndarray, draw: np.random.Generator) -> torch.Tensor:
+    "Next-`next_k` multinomial negative log-likelihood at (a sample of) the valid steps, + beta(updates) * KL."
+    rows = torch.from_numpy(batch)
+    states, targets = self.module_.states(data.inputs[rows]), data.future[rows]           # (b, L, h), (b, L, k)
+    valid = (data.inputs[rows] > 0) & (targets[..., 0] > 0)
+    if self.loss_positions is not None and self.loss_positions < self.max_len:
+        chosen = _sampled_steps(draw, valid, self.loss_positions)
+        states = states.gather(1, chosen[..., None].expand(-1, -1, states.shape[-1]))
+        targets = targets.gather(1, chosen[..., None].expand(-1, -1, self.next_k))
+        valid = valid.gather(1, chosen)
+    states, targets = states[valid], targets[valid]                                       # (m, h), (m, k)
+    logits, kl = self.module_.decode(states)
+    weights = (targets > 0).float()
+    likelihood = (F.log_softmax(logits, dim=-1).gather(1, (targets - 1).clamp(min=0)) * weights).sum(-1)
+    return -likelihood.mean() + self.beta(self.updates_) * kl
+
+SVAE._batch_loss = _svae_batch_loss
 
 # %% ../nbs/03_recommenders.ipynb #99ba81a0
 def lambda_figure(sweep: pd.DataFrame, chosen: float, title: str = "") -> "matplotlib.figure.Figure":

@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from datasum.bench import (BenchmarkError, batch_size_for, benchmark, evaluate, result_key, results_table, scenario_split,
-                           split_fingerprint)
-from datasum.data import Interactions, random_split, sequential_split
+from datasum.bench import (SCENARIOS, BenchmarkError, batch_size_for, benchmark, evaluate, result_key, results_table,
+                           scenario_split, zoo)
+from datasum.data import Interactions, interactions_digest, merge, random_split, sequential_split
+from datasum.interface import PopRec, Recommender
 from datasum.metrics import auc_sampled, mean_metrics, ranking_metrics, sample_negatives
-from datasum.recommenders import EASE, MF, PopRec, Recommender, merge
+from datasum.recommenders import EASE, MF
 
 
 def synthetic(n_users=300, n_items=120, per_user=12, seed=0):
@@ -120,8 +121,9 @@ def test_benchmark_is_tidy_tunes_on_validation_and_caches():
 def test_cache_key_covers_data_and_hyper_parameters():
     split = random_split(synthetic(), seed=1)
     other = random_split(synthetic(seed=5), seed=1)
-    fp = split_fingerprint(split)
-    assert fp == split_fingerprint(random_split(synthetic(), seed=1)) != split_fingerprint(other)
+    digest = lambda split: interactions_digest(split.train, split.val, split.test)
+    fp = digest(split)
+    assert fp == digest(random_split(synthetic(), seed=1)) != digest(other)
     settings = {"ks": [10, 100]}
     assert result_key(fp, "implicit", MF(dim=8), settings) == result_key(fp, "implicit", MF(dim=8), settings)
     assert result_key(fp, "implicit", MF(dim=8), settings) != result_key(fp, "implicit", MF(dim=16), settings)
@@ -159,3 +161,28 @@ def test_bad_arguments_are_clear_errors():
     empty = split.with_train(split.train.subset(np.zeros(len(split.train), bool)))
     with pytest.raises(BenchmarkError, match="training set is empty"): benchmark({"p": PopRec()}, empty, "implicit")
     with pytest.raises(BenchmarkError, match="part must be"): evaluate(model, split, "implicit", "train")
+
+
+TINY_ZOO = {"bias": {"epochs": 1}, "mf": {"dim": 4, "epochs": 1}, "mf_grid": [{}, {"dim": 2}],
+            "neumf": {"dim": 4, "epochs": 1, "pretrain_epochs": 1}, "mvae": {"epochs": 1}, "ease_lambdas": [10.0],
+            "lightgcn": {"epochs": 1}, "sasrec": {"epochs": 1}, "svae": {"epochs": 1}}
+
+
+def global_random_state():
+    "numpy's, Python's and torch's global random states, in a form that == compares."
+    import random
+    import torch
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return (kind, keys.tobytes(), position, has_gauss, cached), random.getstate(), torch.random.get_rng_state().numpy().tobytes()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_benchmark_leaves_the_global_random_state_alone(scenario):
+    # every model of the zoo trains (torch and numpy), evaluation samples AUC negatives, a grid is tuned
+    import datasum.recommenders  # noqa: F401  (torch imported before the states are read)
+    split = scenario_split(synthetic(n_users=120), scenario, seed=1)
+    before = global_random_state()
+    results = benchmark(zoo(scenario, TINY_ZOO, seed=3, threads=1), split, scenario, cache=False, verbose=False)
+    assert global_random_state() == before
+    assert not (results["metric"] == "error").any(), results[results["metric"] == "error"]["error"].tolist()
+    assert results["selected"].any()

@@ -1,11 +1,16 @@
-"""Cross-checks of the recommender zoo: EASE against per-item ridge regressions, learning on ML-100K, determinism, bad input."""
+"""Cross-checks of the recommender zoo: EASE against per-item ridge regressions, the fast paths against their definitions,
+learning on ML-100K, determinism, the caller's state left alone, bad input."""
+import os
+import random
+
 import numpy as np
 import pytest
 import torch
 
-from datasum.data import DatasetError, Interactions, load, random_split, sequential_split
-from datasum.recommenders import (EASE, MF, MVAE, SASRec, SVAE, BiasOnly, LightGCN, NeuMF, PopRec, RecommenderError,
-                                  ease_weights, evaluate_ranking, merge)
+from datasum.data import DatasetError, Interactions, load, merge, random_split, sequential_split
+from datasum.interface import PopRec, RecommenderError, evaluate_ranking
+from datasum.recommenders import (EASE, MF, MVAE, SASRec, SVAE, BiasOnly, LightGCN, NeuMF, ease_weights, normalized_adjacency,
+                                  _SymmetricPropagation)
 
 
 def synthetic(n_users=80, n_items=40, per_user=8, seed=0, ratings=False):
@@ -56,6 +61,36 @@ def test_ease_grid_equals_dense_solve_at_the_chosen_lambda():
     P = np.linalg.inv(X.T @ X + model.lam_ * np.eye(X.shape[1]))
     B = np.eye(X.shape[1]) - P / np.diag(P)[None, :]
     np.testing.assert_allclose(model.weights_, B, atol=1e-5)
+
+
+# --- fast paths against their definitions ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["gmf", "mlp", "both"])
+def test_neumf_all_items_equals_forward(mode):
+    "NeuMF scores all items with the first MLP layer split and two layers fused; forward() on every pair agrees (float64)."
+    data = synthetic(n_users=12, n_items=10, per_user=4)
+    network = NeuMF(dim=6, epochs=1, pretrain_epochs=0, batch_size=64).fit(data).module_.double().eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in network.parameters(): parameter.copy_(torch.randn(parameter.shape, dtype=torch.float64, generator=generator))
+    network.mode = mode
+    users = torch.tensor([0, 3, 7, 11])
+    pairs = users.repeat_interleave(data.n_items), torch.arange(data.n_items).repeat(len(users))
+    with torch.no_grad():
+        np.testing.assert_allclose(network.all_items(users).reshape(-1).numpy(), network(*pairs).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_lightgcn_propagation_backward_passes_gradcheck():
+    "LightGCN's custom backward (A again, for the symmetric A) against finite differences and against autograd, float64."
+    data = synthetic(n_users=20, n_items=12, per_user=4)
+    dense = normalized_adjacency(data).to_dense().double()
+    adjacency = dense.to_sparse_csr()
+    x = torch.randn(len(dense), 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: _SymmetricPropagation.apply(adjacency, x), (x,))
+    grad = torch.randn(len(dense), 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ours, = torch.autograd.grad(_SymmetricPropagation.apply(adjacency, x), x, grad)
+    reference, = torch.autograd.grad(dense @ x, x, grad)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), atol=1e-12)
 
 
 # --- learning on ML-100K ----------------------------------------------------------------------------------------
@@ -111,12 +146,23 @@ def test_every_model_is_deterministic_under_a_seed(name):
         assert not np.array_equal(first, SMALL[name](1).fit(split.train, split.val).score(users))
 
 
-def test_a_fit_leaves_the_callers_torch_state_alone():
-    torch.manual_seed(7)
-    expected = torch.rand(3)
-    torch.manual_seed(7)
-    MF(dim=4, epochs=1, batch_size=64, seed=0, threads=1).fit(synthetic())
-    np.testing.assert_array_equal(torch.rand(3), expected)
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_fit_leaves_the_callers_global_state_alone(name):
+    "Python's, numpy's and torch's global generators, torch's thread count and the environment are as before the fit."
+    split = random_split(synthetic(ratings=name == "MF-mse"), seed=0)
+    random.seed(11); np.random.seed(12); torch.manual_seed(13)
+    threads = torch.get_num_threads()
+    model = SMALL[name](0)
+    if hasattr(model, "threads"): model.threads = 2 if threads == 1 else 1   # a fit on a thread count of its own
+    python, (kind, keys, position, *gauss), generator, environment = (
+        random.getstate(), np.random.get_state(), torch.random.get_rng_state(), dict(os.environ))
+    model.fit(split.train, split.val).score(np.arange(5))
+    assert random.getstate() == python
+    after_kind, after_keys, after_position, *after_gauss = np.random.get_state()
+    assert (after_kind, after_position, after_gauss) == (kind, position, gauss) and np.array_equal(after_keys, keys)
+    assert torch.equal(torch.random.get_rng_state(), generator)
+    assert torch.get_num_threads() == threads
+    assert dict(os.environ) == environment
 
 
 def test_predict_gives_ratings_near_the_mean_for_bias_only():
