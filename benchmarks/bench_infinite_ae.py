@@ -18,7 +18,7 @@ import numpy as np
 import scipy.linalg
 
 from datasum.data import load, random_split
-from datasum.infinite_ae import InfiniteAE, _binary_matrix, masked_hit_rate, ntk_matrix, ridge
+from datasum.infinite_ae import InfiniteAE, binary_matrix, masked_hit_rate, ntk_matrix, ridge
 from datasum.metrics import mean_metrics, ranking_metrics
 
 LAMBDAS = (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)
@@ -70,8 +70,8 @@ def original_design(x, val, context_rows):
 
 def main():
     split = random_split(load("ml-1m"), seed=42)
-    train, val, test = (_binary_matrix(p) for p in (split.train, split.val, split.test))
-    context = _binary_matrix(train + val)
+    train, val, test = (binary_matrix(p) for p in (split.train, split.val, split.test))
+    context = binary_matrix(train + val)
     test_users = np.flatnonzero(np.diff(test.indptr) > 0)
     x = train.toarray()
     print(f"ML-1M: {x.shape[0]:,} users x {x.shape[1]:,} items; lambdas {LAMBDAS}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from datasum.config import cache_dir
+from datasum.config import cache_dir, settings
 from datasum.data import load, random_split
 from datasum.svp_cf import SAMPLERS, bipartite_adjacency, pagerank, proxy_hardness, sample
 
@@ -30,9 +30,12 @@ def timed(function, *args, repeat=1, **kwargs):
     return best, result
 
 
+SPLIT_SEED = settings("bench", "smoke").split_seed  # the split the notebook's study uses
+
+
 def main():
     load_seconds, data = timed(load, "ml-1m", repeat=3)
-    train = random_split(data, seed=42).train
+    train = random_split(data, seed=SPLIT_SEED).train
     print(f"load ML-1M from the cache: {load_seconds:.2f} s  ({len(data):,} interactions; train {len(train):,})")
     hardness = np.random.default_rng(0).random(len(train))
     print(f"{'sampler':<24}{'seconds':>9}{'/ load':>9}{'kept':>8}")
@@ -58,7 +61,7 @@ def main():
     nx_walk = time.perf_counter() - start
     print(f"random walk to 40 % of nodes: ours {walk_seconds:.2f} s, networkx-graph walk {nx_walk:.2f} s, ratio {walk_seconds / nx_walk:.2f}")
 
-    small = random_split(load("ml-100k"), seed=42).train
+    small = random_split(load("ml-100k"), seed=SPLIT_SEED).train
     for proxy in ("bias", "mf"):
         seconds, _ = timed(proxy_hardness, small, proxy, epochs=5)
         print(f"proxy {proxy} on ML-100K: {seconds / 5:.2f} s per epoch")
@@ -72,10 +75,11 @@ from datasum.config import settings, set_threads, threads
 from datasum.data import load
 from datasum.svp_cf import SAMPLERS, ranking_study, suite
 knobs = settings("svp_cf", "smoke")
+split_seed = settings("bench", "smoke").split_seed
 set_threads(threads("smoke"))
 for dataset, scenarios, *override in knobs.runs:
     for scenario in scenarios:
-        split = scenario_split(load(dataset), scenario, seed=42)
+        split = scenario_split(load(dataset), scenario, seed=split_seed)
         ranking_study(split, scenario, lambda s: suite(scenario, knobs.models, s), list(SAMPLERS), knobs.keeps,
                       knobs.seeds, knobs.proxy_epochs, progress=False)
 """

@@ -18,44 +18,53 @@ import numpy as np
 import scipy.sparse as sp
 
 from .config import rng
-from .data import Interactions
+from .data import Interactions, positions
+from .interface import Recommender, RecommenderError
 
 # %% auto #0
-__all__ = ['WEIGHT_VARIANCE', 'BIAS_VARIANCE', 'DEFAULT_LAMBDAS', 'safe_sqrt', 'ntk_from_gram', 'ntk', 'gram_matrix',
-           'ntk_matrix', 'ridge', 'kernel_ridge', 'masked_hit_rate', 'Sweep', 'lambda_sweep', 'InfiniteAE']
+__all__ = ['WEIGHT_VARIANCE', 'BIAS_VARIANCE', 'Rows', 'DEFAULT_LAMBDAS', 'dense_layer', 'safe_sqrt', 'relu_layer',
+           'ntk_from_gram', 'ntk', 'gram_matrix', 'ntk_matrix', 'ridge', 'kernel_ridge', 'masked_hit_rate', 'Sweep',
+           'lambda_sweep', 'binary_matrix', 'InfiniteAE']
 
-# %% ../nbs/30_infinite_ae.ipynb #fe12d471
+# %% ../nbs/30_infinite_ae.ipynb #5017549c
 WEIGHT_VARIANCE = 2.0   # W_std = sqrt(2)
 BIAS_VARIANCE = 0.01    # b_std = 0.1
-DEFAULT_LAMBDAS = (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)   # the official grid (main.py)
 
+def dense_layer(sigma: jax.Array, q_x: jax.Array, q_y: jax.Array, tangent: jax.Array) -> tuple[jax.Array, ...]:
+    "The recursion through a Dense layer: Σ ← 2Σ + 0.01, q ← 2q + 0.01, T ← Σ + 2T."
+    sigma = WEIGHT_VARIANCE * sigma + BIAS_VARIANCE
+    q_x, q_y = WEIGHT_VARIANCE * q_x + BIAS_VARIANCE, WEIGHT_VARIANCE * q_y + BIAS_VARIANCE
+    return sigma, q_x, q_y, sigma + WEIGHT_VARIANCE * tangent
+
+# %% ../nbs/30_infinite_ae.ipynb #7368b04f
 def safe_sqrt(x: jax.Array) -> jax.Array:
     "√max(x, 0) whose gradient is 0 (not inf or NaN) where x ≤ 0."
     positive = x > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
 
+# %% ../nbs/30_infinite_ae.ipynb #c85f3408
+def relu_layer(sigma: jax.Array, q_x: jax.Array, q_y: jax.Array, tangent: jax.Array) -> tuple[jax.Array, ...]:
+    "The recursion through a ReLU: the arc-cosine kernel of degree 1 for Σ, T ← T(π − θ)/2π, q ← q/2."
+    norm = jnp.sqrt(q_x * q_y)
+    cosine = jnp.clip(sigma / norm, -1.0, 1.0)
+    gap = (1.0 - cosine) * (1.0 + cosine)                     # 1 − c², without cancellation
+    gap = jnp.where(gap > 16 * jnp.finfo(gap.dtype).eps, gap, 0.0)  # rounding noise of equal rows is 0
+    root = norm * safe_sqrt(gap)                              # √(q_x q_y − Σ²)
+    slope = 0.5 - jnp.arctan2(root, sigma) / (2 * jnp.pi)   # (π − θ)/2π, exactly 1/2 on the diagonal
+    return root / (2 * jnp.pi) + slope * sigma, q_x / 2, q_y / 2, tangent * slope
+
+# %% ../nbs/30_infinite_ae.ipynb #3647f321
 @partial(jax.jit, static_argnames=("depth",))
 def ntk_from_gram(gram: jax.Array, sq_norms_x: jax.Array, sq_norms_y: jax.Array, n_features: int | float,
                   depth: int = 1) -> jax.Array:
     "NTK of the depth-`depth` ReLU autoencoder from inner products `gram` = x·yᵀ and squared norms |x|², |y|²."
     sigma = gram / n_features
-    q_x, q_y = sq_norms_x[:, None] / n_features, sq_norms_y[None, :] / n_features
-    tangent = jnp.zeros_like(sigma)
-    for _ in range(depth):
-        sigma = WEIGHT_VARIANCE * sigma + BIAS_VARIANCE
-        q_x, q_y = WEIGHT_VARIANCE * q_x + BIAS_VARIANCE, WEIGHT_VARIANCE * q_y + BIAS_VARIANCE
-        tangent = sigma + WEIGHT_VARIANCE * tangent
-        norm = jnp.sqrt(q_x * q_y)
-        cosine = jnp.clip(sigma / norm, -1.0, 1.0)
-        gap = (1.0 - cosine) * (1.0 + cosine)                     # 1 − c², without cancellation
-        gap = jnp.where(gap > 16 * jnp.finfo(gap.dtype).eps, gap, 0.0)  # rounding noise of equal rows is 0
-        root = norm * safe_sqrt(gap)                              # √(q_x q_y − Σ²)
-        slope = 0.5 - jnp.arctan2(root, sigma) / (2 * jnp.pi)   # (π − θ)/2π, exactly 1/2 on the diagonal
-        sigma = root / (2 * jnp.pi) + slope * sigma
-        tangent = tangent * slope
-        q_x, q_y = q_x / 2, q_y / 2
+    state = sigma, sq_norms_x[:, None] / n_features, sq_norms_y[None, :] / n_features, jnp.zeros_like(sigma)
+    for _ in range(depth): state = relu_layer(*dense_layer(*state))
+    sigma, _, _, tangent = state
     return WEIGHT_VARIANCE * sigma + BIAS_VARIANCE + WEIGHT_VARIANCE * tangent
 
+# %% ../nbs/30_infinite_ae.ipynb #72157be1
 def ntk(x: jax.Array, y: jax.Array | None = None, depth: int = 1) -> jax.Array:
     "The NTK matrix K(x, y) of the ReLU autoencoder (dense JAX arrays; differentiable in x and y)."
     if depth < 1: raise ValueError(f"depth must be >= 1, got {depth}")
@@ -68,20 +77,23 @@ def ntk(x: jax.Array, y: jax.Array | None = None, depth: int = 1) -> jax.Array:
         raise ValueError(f"x and y must be 2-d with one number of columns, got {x.shape} and {y.shape}")
     return ntk_from_gram(x @ y.T, jnp.sum(x * x, axis=1), jnp.sum(y * y, axis=1), x.shape[1], depth)
 
-# %% ../nbs/30_infinite_ae.ipynb #372b2464
-def _dense_rows(x) -> np.ndarray:
+# %% ../nbs/30_infinite_ae.ipynb #894d9104
+Rows = np.ndarray | sp.spmatrix  # dense or scipy sparse rows
+
+def _dense_rows(x: Rows) -> np.ndarray:
     "A float32 C-contiguous numpy array from a dense array or a scipy sparse matrix."
     if sp.issparse(x): return x.toarray().astype(np.float32, copy=False)
     return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
 
-def gram_matrix(x, y=None) -> np.ndarray:
+def gram_matrix(x: Rows, y: Rows | None = None) -> np.ndarray:
     "Inner products x·yᵀ in float32 (numpy BLAS on a CPU, JAX on an accelerator); x and y dense or sparse."
     x = _dense_rows(x)
     y = x if y is None else _dense_rows(y)
     if jax.default_backend() == "cpu": return x @ y.T
     return np.asarray(jnp.asarray(x) @ jnp.asarray(y).T)
 
-def ntk_matrix(x, y=None, depth: int = 1, block_rows: int = 2048, gram: np.ndarray | None = None) -> np.ndarray:
+# %% ../nbs/30_infinite_ae.ipynb #4a87fc6b
+def ntk_matrix(x: Rows, y: Rows | None = None, depth: int = 1, block_rows: int = 2048, gram: np.ndarray | None = None) -> np.ndarray:
     "The NTK K(x, y) as a float32 numpy array, built in row blocks over the Gram matrix (reused if given, and overwritten)."
     if depth < 1: raise ValueError(f"depth must be >= 1, got {depth}")
     x = _dense_rows(x)
@@ -89,19 +101,18 @@ def ntk_matrix(x, y=None, depth: int = 1, block_rows: int = 2048, gram: np.ndarr
     if x.shape[1] != y_rows.shape[1]: raise ValueError(f"x has {x.shape[1]} columns, y {y_rows.shape[1]}")
     kernel = gram_matrix(x, y_rows) if gram is None else gram
     sq_x = np.diagonal(kernel).copy() if y is None else np.einsum("ij,ij->i", x, x)
-    sq_y = sq_x if y is None else np.einsum("ij,ij->i", y_rows, y_rows)
-    sq_y_device = jnp.asarray(sq_y)
+    sq_y = jnp.asarray(sq_x if y is None else np.einsum("ij,ij->i", y_rows, y_rows))
     for start in range(0, kernel.shape[0], block_rows):
-        stop = min(start + block_rows, kernel.shape[0])
-        kernel[start:stop] = np.asarray(ntk_from_gram(jnp.asarray(kernel[start:stop]), jnp.asarray(sq_x[start:stop]),
-                                                      sq_y_device, x.shape[1], depth))
+        block = slice(start, min(start + block_rows, kernel.shape[0]))
+        kernel[block] = np.asarray(ntk_from_gram(jnp.asarray(kernel[block]), jnp.asarray(sq_x[block]), sq_y, x.shape[1], depth))
     return kernel
 
-# %% ../nbs/30_infinite_ae.ipynb #702e9a6d
-def ridge(kernel, lam: float) -> float:
+# %% ../nbs/30_infinite_ae.ipynb #46f8de1f
+def ridge(kernel: np.ndarray | jax.Array, lam: float) -> float:
     "The ridge λ' = |λ|·mean(diag K) added to the kernel's diagonal."
     return abs(float(lam)) * float(np.mean(np.diagonal(np.asarray(kernel))))
 
+# %% ../nbs/30_infinite_ae.ipynb #5adb856a
 @jax.jit
 def _cholesky(kernel: jax.Array, reg: jax.Array) -> jax.Array:
     "Lower Cholesky factor of K + reg·I (NaN where K + reg·I is not positive definite)."
@@ -112,15 +123,20 @@ def _cholesky_solve(factor: jax.Array, targets: jax.Array) -> jax.Array:
     "(L Lᵀ)⁻¹ targets from the lower factor L."
     return jax.scipy.linalg.cho_solve((factor, True), targets)
 
-def kernel_ridge(kernel, targets, lam: float) -> np.ndarray:
+def _solve(kernel: jax.Array, targets: jax.Array, reg: jax.Array) -> jax.Array | None:
+    "(K + reg·I)⁻¹ targets by Cholesky, or None where K + reg·I is not positive definite."
+    factor = _cholesky(kernel, reg)
+    return _cholesky_solve(factor, targets) if bool(jnp.isfinite(factor[-1, -1])) else None
+
+# %% ../nbs/30_infinite_ae.ipynb #9358c9cc
+def kernel_ridge(kernel: np.ndarray | jax.Array, targets: np.ndarray | jax.Array, lam: float) -> np.ndarray:
     "Dual coefficients α = (K + |λ|·mean(diag K)·I)⁻¹ targets, by Cholesky; raises if K + λ'I is not positive definite."
     kernel = jnp.asarray(kernel)
-    factor = _cholesky(kernel, jnp.asarray(ridge(kernel, lam), kernel.dtype))
-    if not bool(jnp.isfinite(factor[-1, -1])):
-        raise np.linalg.LinAlgError(f"K + λ'I is not positive definite at λ = {lam} (try a larger λ)")
-    return np.asarray(_cholesky_solve(factor, jnp.asarray(targets, kernel.dtype)))
+    alpha = _solve(kernel, jnp.asarray(targets, kernel.dtype), jnp.asarray(ridge(kernel, lam), kernel.dtype))
+    if alpha is None: raise np.linalg.LinAlgError(f"K + λ'I is not positive definite at λ = {lam} (try a larger λ)")
+    return np.asarray(alpha)
 
-# %% ../nbs/30_infinite_ae.ipynb #09f1e526
+# %% ../nbs/30_infinite_ae.ipynb #0f1f3ffa
 @partial(jax.jit, static_argnames=("k",))
 def masked_hit_rate(scores: jax.Array, exclude: jax.Array, targets: jax.Array, k: int = 100) -> jax.Array:
     "Mean HR@k = |top-k ∩ T| / min(|T|, k) over rows with targets, never ranking an `exclude` item."
@@ -131,11 +147,7 @@ def masked_hit_rate(scores: jax.Array, exclude: jax.Array, targets: jax.Array, k
     per_row = jnp.where(has_targets, hits / jnp.maximum(jnp.minimum(n_targets, k), 1), 0.0)
     return per_row.sum() / jnp.maximum(has_targets.sum(), 1)
 
-@jax.jit
-def _validation_scores(rows: jax.Array, alpha: jax.Array, reg: jax.Array) -> jax.Array:
-    "K(K + λ'I)⁻¹X for the training rows themselves: X − λ'α."
-    return rows - reg * alpha
-
+# %% ../nbs/30_infinite_ae.ipynb #8b523bb2
 @dataclass
 class Sweep:
     "The result of a λ sweep: validation HR@k per λ, the best λ and its dual coefficients."
@@ -144,33 +156,36 @@ class Sweep:
     best_lambda: float
     alpha: np.ndarray = field(repr=False)
 
-def lambda_sweep(kernel, rows, val_targets, lambdas: Sequence[float] = DEFAULT_LAMBDAS, k: int = 100) -> Sweep:
+# %% ../nbs/30_infinite_ae.ipynb #09f1e526
+DEFAULT_LAMBDAS = (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)   # the official grid (main.py)
+
+@jax.jit
+def _validation_scores(rows: jax.Array, alpha: jax.Array, reg: jax.Array) -> jax.Array:
+    "K(K + λ'I)⁻¹X for the training rows themselves: X − λ'α."
+    return rows - reg * alpha
+
+def lambda_sweep(kernel: np.ndarray | jax.Array, rows: Rows, val_targets: Rows, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
+                 k: int = 100) -> Sweep:
     "For each λ one Cholesky factor and solve; select on validation HR@k of X − λ'α (train items excluded)."
-    kernel = jnp.asarray(kernel)
-    rows = jnp.asarray(_dense_rows(rows))
-    targets = jnp.asarray(_dense_rows(val_targets) > 0)
+    kernel, rows, targets = jnp.asarray(kernel), jnp.asarray(_dense_rows(rows)), jnp.asarray(_dense_rows(val_targets) > 0)
     if rows.shape[0] != kernel.shape[0] or targets.shape != rows.shape:
         raise ValueError(f"kernel {kernel.shape}, rows {rows.shape} and targets {targets.shape} do not match")
-    exclude = rows > 0
-    mean_diagonal = float(jnp.mean(jnp.diagonal(kernel)))
+    exclude, mean_diagonal = rows > 0, float(jnp.mean(jnp.diagonal(kernel)))
     hit_rates, best, best_alpha, best_lambda = [], -np.inf, None, None
     for lam in lambdas:
         reg = jnp.asarray(abs(float(lam)) * mean_diagonal, kernel.dtype)
-        factor = _cholesky(kernel, reg)
-        if not bool(jnp.isfinite(factor[-1, -1])):  # not positive definite (λ = 0 in float32): skip
+        alpha = _solve(kernel, rows, reg)
+        if alpha is None:  # not positive definite (λ = 0 in float32): skip
             hit_rates.append(float("nan"))
             continue
-        alpha = _cholesky_solve(factor, rows)
-        del factor
-        hit_rate = float(masked_hit_rate(_validation_scores(rows, alpha, reg), exclude, targets, k))
-        hit_rates.append(hit_rate)
-        if hit_rate > best: best, best_alpha, best_lambda = hit_rate, alpha, float(lam)
+        hit_rates.append(float(masked_hit_rate(_validation_scores(rows, alpha, reg), exclude, targets, k)))
+        if hit_rates[-1] > best: best, best_alpha, best_lambda = hit_rates[-1], alpha, float(lam)
         del alpha
     if best_alpha is None: raise np.linalg.LinAlgError(f"no λ in {list(lambdas)} gave a positive definite K + λ'I")
     return Sweep([float(l) for l in lambdas], hit_rates, best_lambda, np.asarray(best_alpha))
 
-# %% ../nbs/30_infinite_ae.ipynb #51333825
-def _binary_matrix(data: Interactions | sp.spmatrix) -> sp.csr_matrix:
+# %% ../nbs/30_infinite_ae.ipynb #ba9d9181
+def binary_matrix(data: Interactions | sp.spmatrix) -> sp.csr_matrix:
     "The binary user × item matrix of `data` (duplicates count once)."
     matrix = data.to_csr() if isinstance(data, Interactions) else sp.csr_matrix(data, dtype=np.float32)
     matrix = matrix.astype(np.float32)
@@ -178,77 +193,64 @@ def _binary_matrix(data: Interactions | sp.spmatrix) -> sp.csr_matrix:
     matrix.eliminate_zeros()
     return matrix
 
+# %% ../nbs/30_infinite_ae.ipynb #172b2aa1
 def _holdout(matrix: sp.csr_matrix, fraction: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     "Split each row's events at random: about `fraction` of them (never a row's only one) to the second matrix."
     coo = matrix.tocoo()
+    events = Interactions.from_columns(coo.row, coo.col)
     keys = rng(seed).random(coo.nnz)
-    order = np.lexsort((keys, coo.row))
-    degrees = np.bincount(coo.row, minlength=matrix.shape[0])
-    starts = np.concatenate([[0], np.cumsum(degrees)[:-1]])
-    position = np.empty(coo.nnz, np.int64)
-    position[order] = np.arange(coo.nnz) - starts[coo.row[order]]
-    held = position < np.floor(fraction * degrees[coo.row])
+    position, degree = positions(events, np.lexsort((keys, events.users)))
+    held = position < np.floor(fraction * degree)
     part = lambda mask: sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=matrix.shape)
     return part(~held), part(held)
 
-class InfiniteAE:
+# %% ../nbs/30_infinite_ae.ipynb #dda34301
+class InfiniteAE(Recommender):
     "∞-AE (Sachdeva et al. 2022): kernel ridge regression with the NTK of an infinitely wide ReLU autoencoder."
     paper = "Sachdeva, Dhaliwal, Wu, McAuley: Infinite Recommendation Networks: A Data-Centric Approach, NeurIPS 2022"
 
     def __init__(self, depth: int = 1, lambdas: Sequence[float] = DEFAULT_LAMBDAS, select_k: int = 100,
                  block_rows: int = 2048, holdout_fraction: float = 0.1, seed: int = 0):
-        if depth < 1: raise ValueError(f"depth must be >= 1, got {depth}")
-        if len(lambdas) == 0: raise ValueError("InfiniteAE needs at least one lambda")
-        self.depth, self.lambdas, self.select_k = int(depth), tuple(float(l) for l in lambdas), int(select_k)
-        self.block_rows, self.holdout_fraction, self.seed = int(block_rows), float(holdout_fraction), int(seed)
-        self.train_ = None
+        if depth < 1: raise RecommenderError(f"depth must be >= 1, got {depth}")
+        if len(lambdas) == 0: raise RecommenderError("lambdas: InfiniteAE needs at least one lambda")
+        super().__init__(depth=int(depth), lambdas=tuple(float(l) for l in lambdas), select_k=int(select_k),
+                         block_rows=int(block_rows), holdout_fraction=float(holdout_fraction), seed=int(seed))
 
-    def hyper_parameters(self) -> dict:
-        "The constructor arguments that define this model."
-        return {"depth": self.depth, "lambdas": self.lambdas, "select_k": self.select_k}
+# %% ../nbs/30_infinite_ae.ipynb #f0309112
+def _sweep(self: InfiniteAE, rows: sp.csr_matrix, targets: sp.csr_matrix) -> Sweep:
+    "The λ sweep of this model on `rows` against validation `targets`; keeps the best λ and every λ's HR@k."
+    kernel = ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows)
+    sweep = lambda_sweep(kernel, rows, targets, self.lambdas, min(self.select_k, rows.shape[1]))
+    self.lambda_, self.validation_ = sweep.best_lambda, dict(zip(sweep.lambdas, sweep.hit_rates))
+    return sweep
 
-    def __repr__(self) -> str:
-        return f"InfiniteAE(depth={self.depth}, lambdas={self.lambdas})"
-
-    def fit(self, train: Interactions | sp.spmatrix, val: Interactions | sp.spmatrix | None = None) -> "InfiniteAE":
-        "Kernel over the training users, λ chosen on validation HR@k, α = (K + λ'I)⁻¹X on the training rows only."
-        matrix = _binary_matrix(train)
-        if matrix.nnz == 0: raise ValueError("InfiniteAE.fit: the training set has no events")
-        self.train_, self.n_items_ = train, matrix.shape[1]
-        self.train_users_ = np.flatnonzero(np.diff(matrix.indptr) > 0)
-        rows = matrix[self.train_users_]
-        k = min(self.select_k, self.n_items_)
-        if len(self.lambdas) == 1:
-            self.lambda_, self.validation_ = self.lambdas[0], {}
-            self.alpha_ = kernel_ridge(ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows), rows.toarray(), self.lambda_)
-        elif val is not None:
-            targets = _binary_matrix(val)[self.train_users_]
-            if targets.shape[1] != self.n_items_: raise ValueError(f"val has {targets.shape[1]} items, train {self.n_items_}")
-            sweep = lambda_sweep(ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows), rows, targets, self.lambdas, k)
-            self.lambda_, self.alpha_ = sweep.best_lambda, sweep.alpha
-            self.validation_ = dict(zip(sweep.lambdas, sweep.hit_rates))
-        else:  # choose λ on a per-user hold-out of the training events, then refit on all of them
-            kept, held = _holdout(rows, self.holdout_fraction, self.seed)
-            sweep = lambda_sweep(ntk_matrix(kept, depth=self.depth, block_rows=self.block_rows), kept, held, self.lambdas, k)
-            self.lambda_, self.validation_ = sweep.best_lambda, dict(zip(sweep.lambdas, sweep.hit_rates))
-            del sweep
-            self.alpha_ = kernel_ridge(ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows), rows.toarray(), self.lambda_)
-        self.rows_, self._dense_rows = rows, None
+def _fit(self: InfiniteAE, train: Interactions, val: Interactions | None = None) -> InfiniteAE:
+    "Kernel over the training users, λ chosen on validation HR@k, α = (K + λ'I)⁻¹X on the training rows only."
+    self._start_fit(train, val)
+    matrix = binary_matrix(train)
+    self.n_items_, self.train_users_ = matrix.shape[1], np.flatnonzero(np.diff(matrix.indptr) > 0)
+    rows = self.rows_ = matrix[self.train_users_]
+    self._dense_train = None
+    if val is not None and len(self.lambdas) > 1:
+        self.alpha_ = self._sweep(rows, binary_matrix(val)[self.train_users_]).alpha
         return self
+    if len(self.lambdas) > 1: self._sweep(*_holdout(rows, self.holdout_fraction, self.seed))
+    else: self.lambda_, self.validation_ = self.lambdas[0], {}
+    self.alpha_ = kernel_ridge(ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows), rows.toarray(), self.lambda_)
+    return self
 
-    def score(self, users: Sequence[int], context: Interactions | sp.spmatrix | None = None) -> np.ndarray:
-        "Scores of every item for `users`: K(context rows, training rows)·α, as a float32 block (context defaults to train)."
-        if self.train_ is None: raise ValueError("InfiniteAE is not fitted: call fit(train) first")
-        matrix = _binary_matrix(self.train_ if context is None else context)
-        if matrix.shape[1] != self.n_items_: raise ValueError(f"context has {matrix.shape[1]} items, the model {self.n_items_}")
-        users = np.asarray(users, dtype=np.int64).reshape(-1)
-        if len(users) and (users.min() < 0 or users.max() >= matrix.shape[0]):
-            raise ValueError(f"user indices must lie in 0..{matrix.shape[0] - 1}")
-        if self._dense_rows is None: self._dense_rows = self.rows_.toarray()
-        dense_train = self._dense_rows
-        out = np.empty((len(users), self.n_items_), np.float32)
-        for start in range(0, len(users), self.block_rows):
-            batch = users[start:start + self.block_rows]
-            kernel = ntk_matrix(matrix[batch], dense_train, depth=self.depth, block_rows=self.block_rows)
-            out[start:start + len(batch)] = kernel @ self.alpha_
-        return out
+InfiniteAE._sweep, InfiniteAE.fit = _sweep, _fit
+
+# %% ../nbs/30_infinite_ae.ipynb #f144038c
+def _score(self: InfiniteAE, users: Sequence[int], context: Interactions | None = None) -> np.ndarray:
+    "Scores of every item for `users`: K(context rows, training rows)·α, as a float32 block (context defaults to train)."
+    users, matrix = self._users(users), binary_matrix(self._context(context))
+    if self._dense_train is None: self._dense_train = self.rows_.toarray()
+    out = np.empty((len(users), self.n_items_), np.float32)
+    for start in range(0, len(users), self.block_rows):
+        batch = users[start:start + self.block_rows]
+        kernel = ntk_matrix(matrix[batch], self._dense_train, depth=self.depth, block_rows=self.block_rows)
+        out[start:start + len(batch)] = kernel @ self.alpha_
+    return out
+
+InfiniteAE.score = _score

@@ -13,29 +13,29 @@ import json
 import math
 import sys
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .cli import require
-from .config import atomic_write, cache_dir, rng
-from .data import Interactions, _positions
+from .config import atomic_write, cache_dir, rng, torch_session
+from .data import Interactions, interactions_digest, positions
 from .metrics import inverse_propensity
 
 # %% auto #0
 __all__ = ['PROXIES', 'SAMPLERS', 'ALIASES', 'KEEP_MEANS', 'TAU_METRICS', 'FAMILIES', 'SAMPLE_EPILOG', 'removal_count',
-           'per_user_removal', 'proxy_parameters', 'proxy_score', 'torch_threads', 'proxy_hardness',
-           'propensity_hardness', 'lowest', 'remove_lowest', 'remove_users', 'bipartite_adjacency', 'pagerank',
-           'remove_nodes_in_order', 'centrality_sample', 'random_walk_nodes', 'random_walk_sample', 'forest_fire_nodes',
-           'forest_fire_sample', 'shuffled_by_user', 'timed_by_user', 'Sampler', 'interactions_digest',
-           'cached_hardness', 'sample', 'suite', 'too_small', 'tau_rows', 'ranking_study', 'tau_table',
-           'tau_by_scenario', 'tau_budget_figure', 'tau_speedup_figure', 'separator', 'kept_summary', 'add_arguments']
+           'per_user_removal', 'lowest', 'remove_lowest', 'remove_users', 'shuffled_by_user', 'timed_by_user',
+           'proxy_parameters', 'proxy_score', 'proxy_epoch', 'proxy_hardness', 'propensity_hardness', 'svp_sample',
+           'bipartite_adjacency', 'pagerank', 'remove_nodes_in_order', 'centrality_sample', 'random_walk_nodes',
+           'random_walk_sample', 'forest_fire_nodes', 'forest_fire_sample', 'Sampler', 'sample', 'suite', 'too_small',
+           'tau_rows', 'ranking_study', 'cached_hardness', 'tau_table', 'tau_by_scenario', 'tau_budget_figure',
+           'tau_speedup_figure', 'separator', 'kept_summary', 'add_arguments']
 
 # %% ../nbs/10_svp_cf.ipynb #283e8c33
 def removal_count(keep: float, n: int) -> int:
@@ -43,13 +43,73 @@ def removal_count(keep: float, n: int) -> int:
     if not 0 < keep <= 1: raise ValueError(f"keep must lie in (0, 1], got {keep}")
     return math.floor((1 - Fraction(str(keep))) * n)
 
+# %% ../nbs/10_svp_cf.ipynb #bbc6da92
 def per_user_removal(keep: float, n: np.ndarray) -> np.ndarray:
     "⌈(1 − keep) · n_u⌉ for each user's count `n_u` (stratified and temporal sampling round up)."
     if not 0 < keep <= 1: raise ValueError(f"keep must lie in (0, 1], got {keep}")
     fraction = 1 - Fraction(str(keep))
     return -(-fraction.numerator * np.asarray(n, np.int64) // fraction.denominator)  # exact integer ceiling
 
+# %% ../nbs/10_svp_cf.ipynb #17b53778
+def _tie_broken_order(score: np.ndarray, seed: int) -> np.ndarray:
+    "Indices sorting `score` ascending, ties in a seeded random order."
+    return np.lexsort((rng(seed, "ties").permutation(len(score)), score))
+
+# %% ../nbs/10_svp_cf.ipynb #1879b2e2
+def lowest(score: np.ndarray, count: int, seed: int) -> np.ndarray:
+    "Indices of the `count` lowest values of `score` (no sort); ties at the cut are drawn at random under `seed`."
+    if count == 0: return np.empty(0, np.int64)
+    cut = np.partition(score, count - 1)[count - 1]
+    below, tied = np.flatnonzero(score < cut), np.flatnonzero(score == cut)
+    return np.concatenate([below, rng(seed, "ties").choice(tied, count - len(below), replace=False)])
+
+# %% ../nbs/10_svp_cf.ipynb #c6d1eb7c
+def remove_lowest(train: Interactions, score: np.ndarray, keep: float, seed: int) -> Interactions:
+    "Drop the ⌊(1 − keep)·N⌋ interactions with the lowest `score`."
+    drop = lowest(score, removal_count(keep, len(train)), seed)
+    mask = np.ones(len(train), bool)
+    mask[drop] = False
+    return train.subset(mask)
+
+# %% ../nbs/10_svp_cf.ipynb #8d968ab5
+def remove_users(train: Interactions, user_order: np.ndarray, keep: float) -> Interactions:
+    "Drop whole users in `user_order` until at least ⌊(1 − keep)·N⌋ interactions are gone."
+    target = removal_count(keep, len(train))
+    if target == 0: return train
+    removed = np.cumsum(train.user_degrees()[user_order])
+    cut = int(np.searchsorted(removed, target)) + 1  # users needed to reach the target
+    gone = np.zeros(train.n_users, bool)
+    gone[user_order[:cut]] = True
+    return train.subset(~gone[train.users])
+
+# %% ../nbs/10_svp_cf.ipynb #16025aea
+def _per_user_first(train: Interactions, keep: float, order: np.ndarray) -> Interactions:
+    "Per user, remove the ⌈(1 − keep)·n_u⌉ interactions that come first in `order` (events grouped by user)."
+    position, _ = positions(train, order)
+    return train.subset(position >= per_user_removal(keep, train.user_degrees())[train.users])
+
+# %% ../nbs/10_svp_cf.ipynb #849574c6
+def shuffled_by_user(train: Interactions, seed: int) -> np.ndarray:
+    "Events grouped by user, in a seeded random order within each user (a stable radix sort of a permutation)."
+    shuffled = rng(seed, "stratified").permutation(len(train))
+    narrow = np.uint16 if train.n_users <= 1 << 16 else np.int64  # numpy radix-sorts 16-bit keys
+    return shuffled[np.argsort(train.users[shuffled].astype(narrow), kind="stable")]
+
+# %% ../nbs/10_svp_cf.ipynb #bf790e4d
+def timed_by_user(train: Interactions, seed: int) -> np.ndarray:
+    "Events grouped by user, oldest first within each user, ties in a seeded random order."
+    ties = rng(seed, "ties")
+    if len(train) == 0: return np.empty(0, np.int64)
+    since = train.timestamps - train.timestamps.min()
+    user_bits, time_bits = max(train.n_users - 1, 1).bit_length(), max(int(since.max()), 1).bit_length()
+    tie_bits = 62 - user_bits - time_bits
+    if tie_bits < 16: return np.lexsort((ties.random(len(train)), since, train.users))
+    key = (train.users << (time_bits + tie_bits)) | (since << tie_bits) | ties.integers(0, 1 << tie_bits, len(train))
+    return np.argsort(key)  # one 64-bit key (user, time, random bits): one sort, not a three-key lexsort
+
 # %% ../nbs/10_svp_cf.ipynb #a287e000
+PROXIES = {"bias": 0, "mf": 10}  # the latent size of each proxy
+
 def proxy_parameters(n_users: int, n_items: int, dim: int, global_bias: float, generator: "torch.Generator") -> list:
     "The SVP-CF proxy's tensors: global, user and item biases, plus Xavier-initialised user and item factors when `dim > 0` (MF)."
     import torch
@@ -57,6 +117,7 @@ def proxy_parameters(n_users: int, n_items: int, dim: int, global_bias: float, g
     if dim: parameters += [torch.nn.init.xavier_uniform_(torch.empty(n, dim), generator=generator) for n in (n_users, n_items)]
     return [p.requires_grad_() for p in parameters]
 
+# %% ../nbs/10_svp_cf.ipynb #5a718729
 def proxy_score(parameters: list, users: "torch.Tensor", items: "torch.Tensor", dropout: float) -> "torch.Tensor":
     "b + b_u + b_i, plus ⟨dropout(p_u), dropout(q_i)⟩ for MF (dropout always active: the proxy is only ever trained)."
     from torch.nn.functional import dropout as drop
@@ -64,49 +125,28 @@ def proxy_score(parameters: list, users: "torch.Tensor", items: "torch.Tensor", 
     if len(parameters) == 5: score = score + (drop(parameters[3][users], dropout) * drop(parameters[4][items], dropout)).sum(-1)
     return score
 
-# %% ../nbs/10_svp_cf.ipynb #b1c4ea07
-def _save_checkpoint(path: Path, key: str, epoch: int, parameters: list, optimiser, hardness, generator) -> None:
-    "Everything the next epoch depends on, as plain arrays (no pickles): tensors, Adam's moments, both random states."
+# %% ../nbs/10_svp_cf.ipynb #34b46339
+def proxy_epoch(parameters: list, optimiser: "torch.optim.Optimizer", users: "torch.Tensor", items: "torch.Tensor",
+                ratings: "torch.Tensor", negatives: "torch.Tensor", hardness: "torch.Tensor", batch_size: int,
+                dropout: float, explicit: bool) -> None:
+    "One epoch in the data's fixed order; each batch adds its hardness, measured before its optimiser step, to `hardness`."
     import torch
-    arrays = {"key": np.array(key), "epoch": np.array(epoch), "hardness": hardness.numpy(),
-              "generator": generator.get_state().numpy(), "global_generator": torch.get_rng_state().numpy()}
-    for k, p in enumerate(parameters):
-        state = optimiser.state[p]
-        arrays |= {f"parameter{k}": p.detach().numpy(), f"step{k}": state["step"].numpy(),
-                   f"exp_avg{k}": state["exp_avg"].numpy(), f"exp_avg_sq{k}": state["exp_avg_sq"].numpy()}
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    with atomic_write(path) as handle: handle.write(buffer.getvalue())
-
-def _load_checkpoint(path: Path, key: str, parameters: list, optimiser, hardness, generator) -> int:
-    "Restore a checkpoint made with the same data and settings; return the epochs it holds (0 if none fits)."
-    import torch
-    try:
-        with np.load(path, allow_pickle=False) as z: stored = {name: z[name] for name in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile): return 0  # none, or damaged: start again
-    if str(stored.get("key")) != key or f"exp_avg_sq{len(parameters) - 1}" not in stored: return 0
-    tensor = lambda name: torch.from_numpy(stored[name].copy())
-    with torch.no_grad():
-        for k, p in enumerate(parameters):
-            p.copy_(tensor(f"parameter{k}"))
-            optimiser.state[p] = {name: tensor(f"{name}{k}") for name in ("step", "exp_avg", "exp_avg_sq")}
-        hardness.copy_(tensor("hardness"))
-    generator.set_state(tensor("generator"))
-    torch.set_rng_state(tensor("global_generator"))
-    return int(stored["epoch"])
+    for start in range(0, len(users), batch_size):
+        batch = slice(start, start + batch_size)
+        positive = proxy_score(parameters, users[batch], items[batch], dropout)
+        if explicit:
+            error = positive - ratings[batch]
+            loss = (error ** 2).mean()
+            hardness[batch] += (error.detach() ** 2).double()
+        else:
+            negative = proxy_score(parameters, users[batch], negatives[batch], dropout)
+            loss = -torch.nn.functional.logsigmoid(positive - negative).mean()
+            hardness[batch] += (negative.detach() > positive.detach()).double()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
 
 # %% ../nbs/10_svp_cf.ipynb #9353aded
-PROXIES = {"bias": 0, "mf": 10}
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    "Run the block with `n` torch threads, restoring the previous number afterwards."
-    import torch
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(previous)
-
 def proxy_hardness(train: Interactions, proxy: str = "mf", explicit: bool = False, epochs: int = 50,
                    batch_size: int = 1024, lr: float = 0.006, dropout: float = 0.3, seed: int = 0,
                    progress: bool = False, checkpoint: Path | None = None,
@@ -116,32 +156,16 @@ def proxy_hardness(train: Interactions, proxy: str = "mf", explicit: bool = Fals
     if len(train) == 0: raise ValueError("proxy_hardness needs a non-empty training set")
     torch = require("torch", "recsys", "the SVP-CF proxy")
     key = json.dumps([interactions_digest(train), proxy, explicit, epochs, batch_size, lr, dropout, seed]) if checkpoint else ""
-    with torch_threads(1):  # a 10-wide proxy gains nothing from threads and, on a busy machine, loses much
-        generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # dropout draws from the global generator
+    with torch_session(seed, threads=1) as generator:  # a 10-wide proxy gains nothing from more threads
         parameters = proxy_parameters(train.n_users, train.n_items, PROXIES[proxy], 4.0 if explicit else 0.5, generator)
         optimiser = torch.optim.Adam(parameters, lr=lr, betas=(0.9, 0.98), weight_decay=1e-6)
-        users, items = torch.from_numpy(train.users), torch.from_numpy(train.items)
-        ratings = torch.from_numpy(train.ratings.astype(np.float32))
+        columns = [torch.from_numpy(a) for a in (train.users, train.items, train.ratings.astype(np.float32))]
         hardness = torch.zeros(len(train), dtype=torch.float64)
         done = _load_checkpoint(checkpoint, key, parameters, optimiser, hardness, generator) if checkpoint else 0
         for epoch in tqdm(range(done, epochs), desc=f"proxy {proxy}", unit="epoch", initial=done, total=epochs,
                           disable=not progress, file=sys.stderr):
             negatives = torch.randint(0, train.n_items, (len(train),), generator=generator)
-            for start in range(0, len(train), batch_size):
-                batch = slice(start, start + batch_size)
-                positive = proxy_score(parameters, users[batch], items[batch], dropout)
-                if explicit:
-                    error = positive - ratings[batch]
-                    loss = (error ** 2).mean()
-                    hardness[batch] += (error.detach() ** 2).double()
-                else:
-                    negative = proxy_score(parameters, users[batch], negatives[batch], dropout)
-                    loss = -torch.nn.functional.logsigmoid(positive - negative).mean()
-                    hardness[batch] += (negative.detach() > positive.detach()).double()
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
+            proxy_epoch(parameters, optimiser, *columns, negatives, hardness, batch_size, dropout, explicit)
             if checkpoint: _save_checkpoint(checkpoint, key, epoch + 1, parameters, optimiser, hardness, generator)
             if on_epoch: on_epoch(epoch + 1)
         return (hardness / epochs).numpy()
@@ -157,34 +181,20 @@ def propensity_hardness(train: Interactions, hardness: np.ndarray, level: str = 
     pooled = np.maximum(user_weight, item_weight) if pooling == "max" else user_weight + item_weight
     return hardness * pooled
 
-# %% ../nbs/10_svp_cf.ipynb #17b53778
-def _tie_broken_order(score: np.ndarray, seed: int) -> np.ndarray:
-    "Indices sorting `score` ascending, ties in a seeded random order."
-    return np.lexsort((rng(seed, "ties").permutation(len(score)), score))
+# %% ../nbs/10_svp_cf.ipynb #bbecdc5b
+def _mean_per_user(train: Interactions, values: np.ndarray) -> np.ndarray:
+    totals = np.bincount(train.users, weights=values, minlength=train.n_users)
+    return totals / np.maximum(train.user_degrees(), 1)
 
-def lowest(score: np.ndarray, count: int, seed: int) -> np.ndarray:
-    "Indices of the `count` lowest values of `score` (no sort); ties at the cut are drawn at random under `seed`."
-    if count == 0: return np.empty(0, np.int64)
-    cut = np.partition(score, count - 1)[count - 1]
-    below, tied = np.flatnonzero(score < cut), np.flatnonzero(score == cut)
-    return np.concatenate([below, rng(seed, "ties").choice(tied, count - len(below), replace=False)])
-
-def remove_lowest(train: Interactions, score: np.ndarray, keep: float, seed: int) -> Interactions:
-    "Drop the ⌊(1 − keep)·N⌋ interactions with the lowest `score`."
-    drop = lowest(score, removal_count(keep, len(train)), seed)
-    mask = np.ones(len(train), bool)
-    mask[drop] = False
-    return train.subset(mask)
-
-def remove_users(train: Interactions, user_order: np.ndarray, keep: float) -> Interactions:
-    "Drop whole users in `user_order` until at least ⌊(1 − keep)·N⌋ interactions are gone."
-    target = removal_count(keep, len(train))
-    if target == 0: return train
-    removed = np.cumsum(train.user_degrees()[user_order])
-    cut = int(np.searchsorted(removed, target)) + 1  # users needed to reach the target
-    gone = np.zeros(train.n_users, bool)
-    gone[user_order[:cut]] = True
-    return train.subset(~gone[train.users])
+def svp_sample(train: Interactions, keep: float, seed: int, hardness: np.ndarray, level: str = "interaction",
+               prop: bool = False) -> Interactions:
+    "SVP-CF (SVP-CF-Prop with `prop`): drop the easiest interactions, or with `level='user'` the users easiest on average."
+    if level not in ("interaction", "user"): raise ValueError(f"level must be 'interaction' or 'user', got {level!r}")
+    score = propensity_hardness(train, hardness, level) if prop else hardness
+    if level == "interaction": return remove_lowest(train, score, keep, seed)
+    user_score = _mean_per_user(train, score)
+    user_score[train.user_degrees() == 0] = np.inf  # users without training data are never "removed"
+    return remove_users(train, _tie_broken_order(user_score, seed), keep)
 
 # %% ../nbs/10_svp_cf.ipynb #7fb29465
 def bipartite_adjacency(train: Interactions) -> sp.csr_matrix:
@@ -193,6 +203,7 @@ def bipartite_adjacency(train: Interactions) -> sp.csr_matrix:
     pairs.data[:] = 1.0
     return sp.bmat([[None, pairs], [pairs.T, None]], format="csr")
 
+# %% ../nbs/10_svp_cf.ipynb #3f3f44f1
 def pagerank(adjacency: sp.csr_matrix, damping: float = 0.85, tol: float = 1e-6, max_iter: int = 1000) -> np.ndarray:
     "PageRank by power iteration; nodes without edges spread their mass uniformly (as networkx does, same `tol` rule)."
     n = adjacency.shape[0]
@@ -206,6 +217,7 @@ def pagerank(adjacency: sp.csr_matrix, damping: float = 0.85, tol: float = 1e-6,
         rank = new
     return rank
 
+# %% ../nbs/10_svp_cf.ipynb #c490dbe1
 def remove_nodes_in_order(train: Interactions, node_order: np.ndarray, keep: float) -> Interactions:
     "Delete nodes in `node_order` (users, then items offset by U) with all their edges until the budget is met."
     target = removal_count(keep, len(train))
@@ -216,15 +228,13 @@ def remove_nodes_in_order(train: Interactions, node_order: np.ndarray, keep: flo
     last_step = np.partition(gone_at, target - 1)[target - 1]
     return train.subset(gone_at > last_step)
 
+# %% ../nbs/10_svp_cf.ipynb #1e0bd7ba
 def centrality_sample(train: Interactions, keep: float, seed: int, damping: float = 0.85) -> Interactions:
     "Delete the lowest-PageRank nodes (users or items) with all their edges until the budget is met."
     score = pagerank(bipartite_adjacency(train), damping)
     return remove_nodes_in_order(train, _tie_broken_order(score, seed), keep)
 
 # %% ../nbs/10_svp_cf.ipynb #55fdf63d
-def _kept_edges(train: Interactions, visited: np.ndarray) -> np.ndarray:
-    return visited[train.users] & visited[train.n_users + train.items]
-
 def _node_target(keep: float, live: np.ndarray) -> int:
     "⌈keep · (nodes with edges)⌉, exactly."
     return math.ceil(Fraction(str(keep)) * len(live))
@@ -250,11 +260,16 @@ def random_walk_nodes(train: Interactions, keep: float, seed: int, restart: floa
             if count == target: break
     return visited
 
+# %% ../nbs/10_svp_cf.ipynb #340802f1
+def _kept_edges(train: Interactions, visited: np.ndarray) -> np.ndarray:
+    return visited[train.users] & visited[train.n_users + train.items]
+
 def random_walk_sample(train: Interactions, keep: float, seed: int, restart: float = 0.1, patience: int = 1000) -> Interactions:
     "Keep the edges among nodes visited by a random walk with restart (jumping on when it finds nothing new)."
     if keep == 1: return train
     return train.subset(_kept_edges(train, random_walk_nodes(train, keep, seed, restart, patience)))
 
+# %% ../nbs/10_svp_cf.ipynb #7d3f6cd3
 def forest_fire_nodes(train: Interactions, keep: float, seed: int, burn: float = 0.4, backlog: int = 100) -> np.ndarray:
     "The ⌈keep · live nodes⌉ nodes that forest fire burns (geometric burning, re-ignited at random when it dies out), as a mask."
     adjacency, generator = bipartite_adjacency(train), rng(seed, "forest_fire")
@@ -284,38 +299,13 @@ def forest_fire_nodes(train: Interactions, keep: float, seed: int, burn: float =
             del queue[backlog:]
     return burnt
 
+# %% ../nbs/10_svp_cf.ipynb #665075f6
 def forest_fire_sample(train: Interactions, keep: float, seed: int, burn: float = 0.4, backlog: int = 100) -> Interactions:
     "Keep the edges among nodes burnt by forest fire."
     if keep == 1: return train
     return train.subset(_kept_edges(train, forest_fire_nodes(train, keep, seed, burn, backlog)))
 
-# %% ../nbs/10_svp_cf.ipynb #16025aea
-def _per_user_first(train: Interactions, keep: float, order: np.ndarray) -> Interactions:
-    "Per user, remove the ⌈(1 − keep)·n_u⌉ interactions that come first in `order` (events grouped by user)."
-    position, _ = _positions(train, order)
-    return train.subset(position >= per_user_removal(keep, train.user_degrees())[train.users])
-
-def shuffled_by_user(train: Interactions, seed: int) -> np.ndarray:
-    "Events grouped by user, in a seeded random order within each user (a stable radix sort of a permutation)."
-    shuffled = rng(seed, "stratified").permutation(len(train))
-    narrow = np.uint16 if train.n_users <= 1 << 16 else np.int64  # numpy radix-sorts 16-bit keys
-    return shuffled[np.argsort(train.users[shuffled].astype(narrow), kind="stable")]
-
-def timed_by_user(train: Interactions, seed: int) -> np.ndarray:
-    "Events grouped by user, oldest first within each user, ties in a seeded random order."
-    ties = rng(seed, "ties")
-    if len(train) == 0: return np.empty(0, np.int64)
-    since = train.timestamps - train.timestamps.min()
-    user_bits, time_bits = max(train.n_users - 1, 1).bit_length(), max(int(since.max()), 1).bit_length()
-    tie_bits = 62 - user_bits - time_bits
-    if tie_bits < 16: return np.lexsort((ties.random(len(train)), since, train.users))
-    key = (train.users << (time_bits + tie_bits)) | (since << tie_bits) | ties.integers(0, 1 << tie_bits, len(train))
-    return np.argsort(key)  # one 64-bit key (user, time, random bits): a third of the cost of a lexsort
-
-def _mean_per_user(train: Interactions, values: np.ndarray) -> np.ndarray:
-    totals = np.bincount(train.users, weights=values, minlength=train.n_users)
-    return totals / np.maximum(train.user_degrees(), 1)
-
+# %% ../nbs/10_svp_cf.ipynb #c1b34afb
 @dataclass(frozen=True)
 class Sampler:
     "One sampling strategy: its axis, whether it needs a proxy, and the function that applies it."
@@ -324,25 +314,17 @@ class Sampler:
     proxy: str | None
     apply: Callable[..., Interactions]
 
-def _svp(proxy: str, level: str, prop: bool) -> Callable[..., Interactions]:
-    def apply(train, keep, seed, hardness):
-        score = propensity_hardness(train, hardness, level) if prop else hardness
-        if level == "interaction": return remove_lowest(train, score, keep, seed)
-        user_score = _mean_per_user(train, score)
-        user_score[train.user_degrees() == 0] = np.inf  # users without training data are never "removed"
-        return remove_users(train, _tie_broken_order(user_score, seed), keep)
-    return apply
-
+# %% ../nbs/10_svp_cf.ipynb #e93a254b
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
     Sampler("random", "interaction", None, lambda t, k, s, h: remove_lowest(t, rng(s, "random").random(len(t)), k, s)),
     Sampler("stratified", "interaction", None, lambda t, k, s, h: _per_user_first(t, k, shuffled_by_user(t, s))),
     Sampler("temporal", "interaction", None, lambda t, k, s, h: _per_user_first(t, k, timed_by_user(t, s))),
-    *[Sampler(f"svp-cf{'-prop' if prop else ''}-{proxy}", "interaction", proxy, _svp(proxy, "interaction", prop))
+    *[Sampler(f"svp-cf{'-prop' if prop else ''}-{proxy}", "interaction", proxy, partial(svp_sample, level="interaction", prop=prop))
       for prop in (False, True) for proxy in ("bias", "mf")],
     Sampler("user-random", "user", None, lambda t, k, s, h: remove_users(t, rng(s, "user-random").permutation(t.n_users), k)),
     Sampler("user-head", "user", None, lambda t, k, s, h: remove_users(t, _tie_broken_order(
         np.where(t.user_degrees() > 0, t.user_degrees(), np.iinfo(np.int64).max).astype(float), s), k)),
-    *[Sampler(f"user-svp-cf{'-prop' if prop else ''}-{proxy}", "user", proxy, _svp(proxy, "user", prop))
+    *[Sampler(f"user-svp-cf{'-prop' if prop else ''}-{proxy}", "user", proxy, partial(svp_sample, level="user", prop=prop))
       for prop in (False, True) for proxy in ("bias", "mf")],
     Sampler("centrality", "graph", None, lambda t, k, s, h: centrality_sample(t, k, s)),
     Sampler("random-walk", "graph", None, lambda t, k, s, h: random_walk_sample(t, k, s)),
@@ -365,29 +347,6 @@ _KEEP_BY_GROUP = {
 }
 KEEP_MEANS: dict[str, str] = {name: meaning for names, meaning in _KEEP_BY_GROUP.items() for name in names}
 
-# %% ../nbs/10_svp_cf.ipynb #773a0424
-def interactions_digest(data: Interactions) -> str:
-    "A content hash of the events of `data` (indices, ratings, timestamps and index sizes)."
-    digest = hashlib.sha256()
-    for array in (data.users, data.items, data.ratings, data.timestamps, np.array([data.n_users, data.n_items])):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-def cached_hardness(train: Interactions, proxy: str, explicit: bool = False, epochs: int = 50, seed: int = 0,
-                    progress: bool = False) -> np.ndarray:
-    "`proxy_hardness`, cached under the asset cache by a hash of the data and the proxy settings; resumed after an interruption."
-    settings_key = json.dumps({"proxy": proxy, "explicit": explicit, "epochs": epochs, "seed": seed, "version": 1})
-    key = hashlib.sha256((interactions_digest(train) + settings_key).encode()).hexdigest()[:24]
-    path = cache_dir() / "svp_cf" / f"hardness-{key}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as stored: return stored["hardness"]
-    partial = path.with_name(f"hardness-{key}.partial.npz")  # the proxy's state after its last finished epoch
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    hardness = proxy_hardness(train, proxy, explicit, epochs, seed=seed, progress=progress, checkpoint=partial)
-    with atomic_write(path) as handle: np.savez(handle, hardness=hardness, settings=np.array(settings_key))
-    partial.unlink(missing_ok=True)
-    return hardness
-
 # %% ../nbs/10_svp_cf.ipynb #499292ad
 def sample(train: Interactions, sampler: str, keep: float, seed: int = 0, hardness: np.ndarray | None = None,
            explicit: bool = False, proxy_epochs: int = 50, progress: bool = False) -> Interactions:
@@ -407,33 +366,29 @@ def sample(train: Interactions, sampler: str, keep: float, seed: int = 0, hardne
                         f"{train.name}|{name}@{keep:g}", result.rows)
 
 # %% ../nbs/10_svp_cf.ipynb #55676e12
-TAU_METRICS = {"explicit": ("MSE",), "implicit": ("AUC", "HR@100", "nDCG@10"), "sequential": ("AUC", "HR@100", "nDCG@10")}
-
 def suite(scenario: str, knobs: dict, seed: int = 0) -> dict:
-    "The algorithms SVP-CF ranks in `scenario`, configured from `knobs` (epochs, dim, threads, ...)."
-    from datasum.recommenders import MF, MVAE, SASRec, SVAE, BiasOnly, NeuMF, PopRec
-    common = {"seed": seed, "threads": knobs.get("threads"), "epochs": knobs["epochs"]}
-    pairwise = common | ({"batch_size": knobs["batch_size"]} if "batch_size" in knobs else {})
-    sequence = common | ({"max_len": knobs["max_len"]} if "max_len" in knobs else {})
-    loss = "mse" if scenario == "explicit" else "bpr"
-    algorithms = {"Bias-only": BiasOnly(loss=loss, **pairwise), "MF": MF(loss=loss, dim=knobs["dim"], **pairwise),
-                  "NeuMF": NeuMF(loss=loss, dim=knobs["dim"], pretrain_epochs=knobs["pretrain_epochs"], **pairwise)}
-    if scenario == "explicit": return algorithms
-    algorithms = {"PopRec": PopRec(), **algorithms, "MVAE": MVAE(**common)}
-    if scenario == "sequential":
-        algorithms["SVAE"] = SVAE(**sequence)
-        algorithms["SASRec"] = SASRec(dim=knobs["dim"], **sequence)
-    return algorithms
+    "The zoo's algorithms that SVP-CF ranks in `scenario`, all configured from one flat set of `knobs` (epochs, dim, ...)."
+    from datasum.bench import zoo
+    epochs = {"epochs": knobs["epochs"]}
+    pairwise = epochs | ({"batch_size": knobs["batch_size"]} if "batch_size" in knobs else {})
+    sequence = epochs | ({"max_len": knobs["max_len"]} if "max_len" in knobs else {})
+    dim = {"dim": knobs["dim"]}
+    per_model = {"bias": pairwise, "mf": dim | pairwise, "neumf": dim | {"pretrain_epochs": knobs["pretrain_epochs"]} | pairwise,
+                 "mvae": epochs, "svae": sequence, "sasrec": dim | sequence}
+    return zoo(scenario, per_model, seed, knobs.get("threads"))
 
+# %% ../nbs/10_svp_cf.ipynb #6c537113
 def too_small(train: Interactions) -> bool:
     "The original's rule: a sample with < 50 users, < 50 items or < 100 interactions is not benchmarked."
     return len(train) < 100 or (train.user_degrees() > 0).sum() < 50 or (train.item_degrees() > 0).sum() < 50
 
 # %% ../nbs/10_svp_cf.ipynb #f3931245
+TAU_METRICS = {"explicit": ("MSE",), "implicit": ("AUC", "HR@100", "nDCG@10"), "sequential": ("AUC", "HR@100", "nDCG@10")}
+
 def tau_rows(full: "pd.DataFrame", sampled: "pd.DataFrame", metrics) -> list[dict]:
     "Kendall's tau between two `results_table`s over their common algorithms, one row per metric."
     from datasum.metrics import kendall_tau
-    both = full.set_index("algorithm").join(sampled.set_index("algorithm"), rsuffix="_sample", how="inner")
+    both = full.merge(sampled, on="algorithm", how="inner", suffixes=("", "_sample"))
     rows = []
     for metric in metrics:
         pair = both[[metric, f"{metric}_sample"]].dropna()
@@ -441,6 +396,7 @@ def tau_rows(full: "pd.DataFrame", sampled: "pd.DataFrame", metrics) -> list[dic
         rows.append({"metric": metric, "tau": tau, "algorithms": len(pair)})
     return rows
 
+# %% ../nbs/10_svp_cf.ipynb #856c293e
 def ranking_study(split, scenario: str, algorithms: Callable[[int], dict], samplers, keeps, seeds,
                   proxy_epochs: int = 50, progress: bool = True) -> "pd.DataFrame":
     "Kendall's tau of the algorithm ranking on every (sampler, keep, seed) sample against the full data."
@@ -465,6 +421,54 @@ def ranking_study(split, scenario: str, algorithms: Callable[[int], dict], sampl
         for row in tau_rows(full[s], table, TAU_METRICS[scenario]):
             rows.append(base | row | {"skipped": False, "fit_seconds": seconds, "speedup": full_seconds / max(seconds, 1e-9)})
     return pd.DataFrame(rows)
+
+# %% ../nbs/10_svp_cf.ipynb #b1c4ea07
+def _save_checkpoint(path: Path, key: str, epoch: int, parameters: list, optimiser, hardness, generator) -> None:
+    "Everything the next epoch depends on, as plain arrays (no pickles): tensors, Adam's moments, both random states."
+    import torch
+    arrays = {"key": np.array(key), "epoch": np.array(epoch), "hardness": hardness.numpy(),
+              "generator": generator.get_state().numpy(), "global_generator": torch.get_rng_state().numpy()}
+    for k, p in enumerate(parameters):
+        state = optimiser.state[p]
+        arrays |= {f"parameter{k}": p.detach().numpy(), f"step{k}": state["step"].numpy(),
+                   f"exp_avg{k}": state["exp_avg"].numpy(), f"exp_avg_sq{k}": state["exp_avg_sq"].numpy()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_write(path) as handle: handle.write(buffer.getvalue())
+
+# %% ../nbs/10_svp_cf.ipynb #1f247aba
+def _load_checkpoint(path: Path, key: str, parameters: list, optimiser, hardness, generator) -> int:
+    "Restore a checkpoint made with the same data and settings; return the epochs it holds (0 if none fits)."
+    import torch
+    try:
+        with np.load(path, allow_pickle=False) as z: stored = {name: z[name] for name in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile): return 0  # none, or damaged: start again
+    if str(stored.get("key")) != key or f"exp_avg_sq{len(parameters) - 1}" not in stored: return 0
+    tensor = lambda name: torch.from_numpy(stored[name].copy())
+    with torch.no_grad():
+        for k, p in enumerate(parameters):
+            p.copy_(tensor(f"parameter{k}"))
+            optimiser.state[p] = {name: tensor(f"{name}{k}") for name in ("step", "exp_avg", "exp_avg_sq")}
+        hardness.copy_(tensor("hardness"))
+    generator.set_state(tensor("generator"))
+    torch.set_rng_state(tensor("global_generator"))
+    return int(stored["epoch"])
+
+# %% ../nbs/10_svp_cf.ipynb #773a0424
+def cached_hardness(train: Interactions, proxy: str, explicit: bool = False, epochs: int = 50, seed: int = 0,
+                    progress: bool = False) -> np.ndarray:
+    "`proxy_hardness`, cached under the asset cache by a hash of the data and the proxy settings; resumed after an interruption."
+    settings_key = json.dumps({"proxy": proxy, "explicit": explicit, "epochs": epochs, "seed": seed, "version": 1})
+    key = hashlib.sha256((interactions_digest(train) + settings_key).encode()).hexdigest()[:24]
+    path = cache_dir() / "svp_cf" / f"hardness-{key}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as stored: return stored["hardness"]
+    checkpoint = path.with_name(f"hardness-{key}.partial.npz")  # the proxy's state after its last finished epoch
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    hardness = proxy_hardness(train, proxy, explicit, epochs, seed=seed, progress=progress, checkpoint=checkpoint)
+    with atomic_write(path) as handle: np.savez(handle, hardness=hardness, settings=np.array(settings_key))
+    checkpoint.unlink(missing_ok=True)
+    return hardness
 
 # %% ../nbs/10_svp_cf.ipynb #e8ceb824
 def tau_table(study: "pd.DataFrame") -> "pd.DataFrame":
@@ -511,6 +515,7 @@ def tau_budget_figure(study: "pd.DataFrame") -> "matplotlib.figure.Figure":
     fig.tight_layout()
     return fig
 
+# %% ../nbs/10_svp_cf.ipynb #698c5601
 def tau_speedup_figure(study: "pd.DataFrame") -> "matplotlib.figure.Figure":
     "Mean tau against training-time speed-up, one point per (sampler, budget), coloured by family."
     import matplotlib.pyplot as plt
@@ -540,6 +545,7 @@ def separator(text: str) -> str:
     if len(sep) != 1 or sep in "\"\r\n": raise argparse.ArgumentTypeError(f"expected one character (or '\\t'), got {text!r}")
     return sep
 
+# %% ../nbs/10_svp_cf.ipynb #016023bc
 def kept_summary(full: Interactions, kept: Interactions) -> str:
     "The share of the interactions, users and items of `full` that `kept` keeps, in words."
     count = lambda d: (len(d), int((d.user_degrees() > 0).sum()), int((d.item_degrees() > 0).sum()))
@@ -557,6 +563,7 @@ def _check_columns(table: Table, sampler: str, scenario: str) -> None:
         raise UsageError(f"{table.path}: --sampler temporal needs times, but no time column is named; "
                          f"give --timestamp COLUMN (the file has {columns})")
 
+# %% ../nbs/10_svp_cf.ipynb #9fdd2624
 def _check_duplicates(table: Table, policy: str) -> None:
     "Warn about (or, with `--duplicates refuse`, refuse) rows that repeat a (user, item) pair."
     count, row, first = table.duplicates()
@@ -569,6 +576,7 @@ def _check_duplicates(table: Table, policy: str) -> None:
 
 # %% ../nbs/10_svp_cf.ipynb #17a72f36
 def _sample_command(args: argparse.Namespace) -> int:
+    "Run `datasum sample`: read the file, check it, sample it and write the chosen rows; the exit status."
     options, quiet = vars(args), getattr(args, "quiet", False)
     output = output_path(args.output, args.input)
     table_format(output, output=True)  # an unknown output format is refused before any work

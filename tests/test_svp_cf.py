@@ -1,6 +1,8 @@
 """The sixteen samplers: budgets, untouched evaluation data, determinism, degenerate input, and references."""
 import dataclasses
 import math
+import os
+import random
 
 import networkx as nx
 import numpy as np
@@ -8,9 +10,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from datasum.data import Interactions, load, random_split
+from datasum.bench import scenario_split
+from datasum.config import rng
+from datasum.interface import PopRec
 from datasum.svp_cf import (ALIASES, KEEP_MEANS, SAMPLERS, bipartite_adjacency, forest_fire_nodes, lowest, pagerank, per_user_removal,
-                            propensity_hardness, proxy_hardness, random_walk_nodes, removal_count, remove_users, sample,
-                            shuffled_by_user, timed_by_user)
+                            propensity_hardness, proxy_hardness, random_walk_nodes, ranking_study, removal_count, remove_users,
+                            sample, shuffled_by_user, timed_by_user)
 
 
 @pytest.fixture(scope="module")
@@ -202,12 +207,68 @@ def test_ties_at_the_cut_are_random_but_seeded():
     assert len(set(draws)) == 5 and draws[0] == tuple(sorted(lowest(score, 10, 0).tolist()))
 
 
-def test_torch_threads_restores_the_previous_count():
+def global_state():
+    "Everything a library function must leave as it found it: the global random generators, the environment, torch's threads."
     import torch
-    from datasum.svp_cf import torch_threads
-    before = torch.get_num_threads()
-    with torch_threads(1): assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
+    return {"numpy": np.random.get_state(), "random": random.getstate(), "torch": torch.random.get_rng_state(),
+            "environ": dict(os.environ), "threads": torch.get_num_threads()}
+
+
+def assert_unchanged(before):
+    import torch
+    after = global_state()
+    (name, keys, *rest), (name_after, keys_after, *rest_after) = before["numpy"], after["numpy"]
+    assert name == name_after and np.array_equal(keys, keys_after) and rest == rest_after, "numpy's global generator moved"
+    assert before["random"] == after["random"], "random's global generator moved"
+    assert torch.equal(before["torch"], after["torch"]), "torch's global generator moved"
+    assert before["environ"] == after["environ"], "os.environ changed"
+    assert before["threads"] == after["threads"], "torch's thread count changed"
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch):
+    "An empty asset cache, so that proxies really train (set before any state is taken)."
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def small_data():
+    return Interactions.from_columns(np.repeat(np.arange(40), 6), (np.arange(240) * 7) % 50, ratings=np.arange(240) % 5 + 1,
+                                     timestamps=np.arange(240) % 17)
+
+
+def test_the_proxy_leaves_global_state_alone():
+    before = global_state()
+    for proxy, explicit in [("mf", False), ("bias", True)]:
+        proxy_hardness(small_data(), proxy, explicit, epochs=1)
+    assert_unchanged(before)
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_leaves_global_state_alone(cold_cache, name):
+    before = global_state()
+    sample(small_data(), name, 0.5, seed=1, proxy_epochs=1)   # the SVP samplers train their proxy (and cache it)
+    assert_unchanged(before)
+
+
+@pytest.mark.parametrize("walk", [random_walk_nodes, forest_fire_nodes])
+def test_graph_walks_leave_global_state_alone(walk):
+    before = global_state()
+    walk(small_data(), 0.5, seed=2)
+    assert_unchanged(before)
+
+
+def test_a_ranking_study_leaves_global_state_alone(cold_cache):
+    from datasum.recommenders import EASE
+    popular = 1 / np.arange(1, 201) / (1 / np.arange(1, 201)).sum()
+    data = Interactions.from_columns(np.repeat(np.arange(80), 20),
+                                     np.concatenate([rng(0, f"user {u}").choice(200, 20, replace=False, p=popular) for u in range(80)]))
+    algorithms = lambda s: {"PopRec": PopRec(), "EASE": EASE(lambdas=[1.0]), "EASE strong": EASE(lambdas=[1e4])}
+    before = global_state()
+    study = ranking_study(scenario_split(data, "implicit", 0), "implicit", algorithms, ["random", "svp-cf-bias", "forest-fire"],
+                          [0.8], [0], proxy_epochs=1, progress=False)
+    assert_unchanged(before)
+    assert len(study) == 3 * 3 and not study["skipped"].any()
 
 
 def test_proxy_resumes_from_a_checkpoint_exactly(tmp_path):
