@@ -2,16 +2,19 @@
 import copy
 import json
 import math
+import os
+import random
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch._dynamo  # torch's first optimizer step imports it, and the import sets TORCHINDUCTOR_CACHE_DIR
 from hypothesis import given, settings, strategies as st
 from scipy.stats import kendalltau
 
-from datasum.ask_llm import (PROMPT, AskLLM, PerplexityScorer, RandomScorer, ScoreCache, ask_llm_prompt, native_bf16,
-                             read_documents, resolve_dtype, sample_rate, tiny_judge, top_k)
+from datasum.ask_llm import (PROMPT, AskLLM, PerplexityScorer, RandomScorer, ScoreCache, ask_llm_prompt, load_judge, native_bf16,
+                             oracle_scores, rank_correlations, read_documents, resolve_dtype, sample_rate, tiny_judge)
 from datasum.reproduce import main
 
 # Typed from the paper (arXiv 2402.09668 v1, Fig. 3), independently of the module.
@@ -135,13 +138,25 @@ def test_scores_are_cached_by_content_and_never_recomputed(judge, tmp_path, monk
     np.testing.assert_array_equal(judge.score(list(reversed(DOCS)), cache=ScoreCache(tmp_path)), first[::-1])
 
 
-@given(st.lists(st.one_of(st.floats(-5, 5), st.just(float("nan"))), min_size=1, max_size=40), st.data())
+@given(st.lists(st.one_of(st.floats(-5, 5), st.sampled_from([0.5, float("nan"), -math.inf])), min_size=1, max_size=40), st.data())
 @settings(max_examples=100, deadline=None)
-def test_top_k_matches_a_sort_reference(values, data):
+def test_sample_rate_matches_a_sort_reference(values, data):
+    "Top round(rate * n) (at least 1), best first, ties by the lower index, NaN as -inf."
     scores = np.array(values)
-    k = data.draw(st.integers(0, len(scores)))
-    reference = sorted(range(len(scores)), key=lambda i: (math.isnan(scores[i]), -np.nan_to_num(scores[i], nan=0), i))[:k]
-    assert top_k(scores, k).tolist() == reference
+    rate = data.draw(st.floats(1e-3, 1.0))
+    keyed = np.where(np.isnan(scores), -np.inf, scores)
+    reference = sorted(range(len(scores)), key=lambda i: (-keyed[i], i))[:max(1, int(round(rate * len(scores))))]
+    assert sample_rate(scores, rate).tolist() == reference
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=2, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_rank_correlations_are_scipys_kendall_tau_b(pairs):
+    x, y = (np.array(v, float) for v in zip(*pairs))
+    tau = rank_correlations({"x": x, "y": y})
+    expected = kendalltau(x, y).statistic
+    assert (math.isnan(expected) and math.isnan(tau.loc["x", "y"])) or tau.loc["x", "y"] == pytest.approx(expected, abs=1e-12)
+    assert tau.loc["x", "y"] == tau.loc["y", "x"] or math.isnan(expected)
 
 
 def test_sample_rate_and_random_scorer():
@@ -210,3 +225,24 @@ def test_score_command_dtype_option(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "scores").iterdir())) == 2           # one cache per dtype
     assert main(["score", "--dtype", "float16", str(docs), str(tmp_path / "x.parquet")]) == 2   # a usage error
     assert not (tmp_path / "x.parquet").exists()
+
+
+def global_state() -> tuple:
+    "Every global random state and the environment, to compare before and after a call."
+    return (np.random.get_state()[1].tobytes(), random.getstate(), torch.random.get_rng_state().numpy().tobytes(), dict(os.environ))
+
+
+def test_judges_scorers_and_sampling_leave_global_state_alone(tmp_path, monkeypatch):
+    model, tokenizer = _saved_judge(tmp_path, monkeypatch)          # (sets DATASUM_CACHE for the test, before the snapshot)
+    np.random.seed(5); random.seed(5); torch.manual_seed(5)
+    before = global_state()
+    tiny_judge("causal", seed=1, tokenizer=tokenizer)
+    tiny_judge("seq2seq", seed=1, tokenizer=tokenizer)
+    loaded, loaded_tokenizer, _ = load_judge(tmp_path / "judge")
+    load_judge(tmp_path / "judge", weights=False)
+    AskLLM(loaded, loaded_tokenizer, max_length=200).score(DOCS, cache=ScoreCache(tmp_path / "scores"))
+    PerplexityScorer(model, tokenizer).score(DOCS)
+    scores = RandomScorer(3).score(DOCS)
+    sample_rate(scores, 0.4)
+    sample_rate(oracle_scores(["high", "low"] * 10, 0.8, seed=2), 0.5)
+    assert global_state() == before

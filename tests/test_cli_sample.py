@@ -248,6 +248,22 @@ def test_the_proxy_shows_progress_and_resumes_after_ctrl_c(tmp_path, capsys, mon
     assert not list((tmp_path / "interrupted" / "svp_cf").glob("*.partial.npz"))
 
 
+@pytest.mark.parametrize("sampler", ["random", "svp-cf"])
+def test_sampling_leaves_the_callers_random_state_and_environment_alone(tmp_path, capsys, monkeypatch, sampler):
+    import random
+    import torch
+    import torch._dynamo  # torch's first optimizer step imports it, and that import sets TORCHINDUCTOR_CACHE_DIR (once per process)
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
+    source = synthetic(tmp_path)
+    np.random.seed(3); random.seed(3); torch.manual_seed(3)
+    state = lambda: (np.random.get_state()[1].tobytes(), random.getstate(), torch.random.get_rng_state().numpy().tobytes(),
+                     dict(os.environ))
+    before = state()
+    status, err = run(["--quiet", "--sampler", sampler, "--keep", "0.3", "--proxy-epochs", "2", source, tmp_path / "out.csv"], capsys)
+    assert status == 0, err
+    assert state() == before
+
+
 # --- without torch ---------------------------------------------------------------------------------------------
 
 NO_TORCH = """

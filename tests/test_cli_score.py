@@ -197,8 +197,10 @@ def test_quiet_silences_the_progress_bar(tmp_path, capsys):
     docs = write_docs(tmp_path / "docs.jsonl", 20)
     assert score("--scorer", "random", docs, tmp_path / "a.parquet") == 0
     assert "datasum score random" in capsys.readouterr().err
+    environment = dict(os.environ)
     assert score("--scorer", "random", "--quiet", docs, tmp_path / "b.parquet") == 0
     assert capsys.readouterr().err == ""
+    assert dict(os.environ) == environment          # --quiet silences the bars of this command only
 
 
 def test_help_shows_defaults_and_examples(capsys):

@@ -1,14 +1,18 @@
 """datasum.text: decoding rule, chunking, duplicates, pool invariants, tokenizer and the training loop."""
 import math
+import os
+import random
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch._dynamo  # torch's first optimizer step imports it, and the import sets TORCHINDUCTOR_CACHE_DIR
 from hypothesis import given, settings, strategies as st
 
+from datasum.config import torch_session
 from datasum.text import (EOS, LMConfig, TinyLM, as_text, chunk_text, content_hash, corrupt, cosine_lr, encode_documents,
-                          evaluate, lm_nll, mark_duplicates, normalized_key, train, train_tokenizer)
+                          lm_nll, mark_duplicates, normalized_key, perplexity, pool_from_documents, train, train_tokenizer)
 
 
 def test_non_utf8_bytes_become_replacement_characters():
@@ -71,7 +75,7 @@ def test_training_loss_and_heldout_perplexity_decrease(tiny_corpus):
     docs, tokenizer = tiny_corpus
     stream = encode_documents(tokenizer, docs * 20)
     model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=16, n_layer=1, n_head=2, n_embd=32))
-    start = evaluate(model, stream[:600])
+    start = perplexity(model, stream[:600])
     history = train(model, stream, budget=80 * 8 * 16, eval_tokens=stream[:600], batch_size=8, lr=1e-2, n_evals=4, seed=0)
     assert history.eval_ppl.iloc[-1] < start / 5
     assert history.eval_ppl.iloc[0] == pytest.approx(start)
@@ -84,8 +88,7 @@ def test_training_is_reproducible_from_the_seed(tiny_corpus):
     stream = encode_documents(tokenizer, docs * 5)
     runs = []
     for _ in range(2):
-        torch.manual_seed(1)
-        model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=8, n_layer=1, n_head=2, n_embd=16))
+        with torch_session(1): model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=8, n_layer=1, n_head=2, n_embd=16))
         runs.append(train(model, stream, budget=10 * 4 * 8, eval_tokens=stream[:100], batch_size=4, n_evals=2, seed=7))
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
@@ -98,8 +101,7 @@ def test_training_rejects_a_stream_shorter_than_the_context():
 
 def test_lm_nll_matches_an_unbatched_float64_reference(tiny_corpus):
     docs, tokenizer = tiny_corpus
-    torch.manual_seed(0)
-    model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=16, n_layer=1, n_head=2, n_embd=16))
+    with torch_session(0): model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=16, n_layer=1, n_head=2, n_embd=16))
     texts = [docs[0], docs[5] + " " + docs[6], "cat"]
     batched = lm_nll(model, tokenizer, texts, batch_size=3)
     eos = tokenizer.token_to_id(EOS)
@@ -110,3 +112,55 @@ def test_lm_nll_matches_an_unbatched_float64_reference(tiny_corpus):
         reference = -logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]].mean().item()
         assert value == pytest.approx(reference, rel=1e-5)
     assert np.isnan(lm_nll(model, tokenizer, [""])[0])
+
+
+def test_lm_nll_caps_the_tokens_and_leaves_the_training_mode(tiny_corpus):
+    docs, tokenizer = tiny_corpus
+    with torch_session(0): model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=16, n_layer=1, n_head=2, n_embd=16))
+    long = " ".join(docs)
+    prefix = tokenizer.decode(tokenizer.encode(long).ids[:3])                 # what a cut to 4 tokens (start + 3) keeps
+    assert lm_nll(model, tokenizer, [long], max_tokens=4)[0] == pytest.approx(lm_nll(model, tokenizer, [prefix])[0], rel=1e-6)
+    assert lm_nll(model, tokenizer, [long], max_tokens=100)[0] == lm_nll(model, tokenizer, [long])[0]   # never beyond block_size
+    model.train()
+    lm_nll(model, tokenizer, docs[:2])
+    assert model.training
+
+
+def documents(n_groups: int = 12) -> pd.DataFrame:
+    "Labelled documents of two high-quality prose sources and one low-quality one, three per group."
+    sources = [("sotu", "high"), ("brown", "high"), ("spam", "low")]
+    rows = [(f"{name}-{g}", f"{name} document {g} {i} " + " ".join(f"w{g}x{i}x{j}" for j in range(10)), name, quality)
+            for name, quality in sources for g in range(n_groups) for i in range(3)]
+    return pd.DataFrame(rows, columns=["group", "text", "source", "quality"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_pool_protocol_keeps_its_invariants(seed):
+    table = pool_from_documents(documents(), max_per_source=10, heldout_docs=7, junk_per_kind=4, seed=seed)
+    pool, heldout = table[table.split == "pool"], table[table.split == "heldout"]
+    assert not set(pool.group) & set(heldout.group)                         # whole groups only
+    assert 7 <= len(heldout) <= 7 + 2 and set(heldout.source) <= {"sotu", "brown"}
+    assert heldout.groupby("group").size().eq(3).all()
+    assert pool.source.value_counts().to_dict() == {"sotu": 10, "brown": 10, "spam": 10, "junk-repeat": 4, "junk-mojibake": 4,
+                                                     "junk-shuffle": 4}
+    assert table.id.is_unique and (table.id == [content_hash(t) for t in table.text]).all()
+    pd.testing.assert_frame_equal(table, pool_from_documents(documents(), 10, 7, 4, seed))   # from the seed alone
+
+
+def global_state() -> tuple:
+    "Every global random state and the environment, to compare before and after a call."
+    return (np.random.get_state()[1].tobytes(), random.getstate(), torch.random.get_rng_state().numpy().tobytes(), dict(os.environ))
+
+
+def test_training_sampling_and_corruption_leave_global_state_alone(tiny_corpus):
+    docs, tokenizer = tiny_corpus
+    stream = encode_documents(tokenizer, docs * 5)
+    np.random.seed(11); random.seed(11); torch.manual_seed(11)
+    model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=8, n_layer=1, n_head=2, n_embd=16))
+    before = global_state()   # (building the model above drew from torch's global generator, as nn.Module initialisation does)
+    train(model, stream, budget=4 * 4 * 8, eval_tokens=stream[:100], batch_size=4, n_evals=2, seed=7)
+    lm_nll(model, tokenizer, docs[:3])
+    perplexity(model, stream[:100])
+    pool_from_documents(documents(), 10, 7, 4, seed=3)
+    corrupt(docs[0], "shuffle", 5)
+    assert global_state() == before
