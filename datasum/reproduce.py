@@ -25,8 +25,9 @@ from .cli import ArgumentParser, HelpFormatter, UsageError, run_handler
 from .config import SCALES, ConfigError, atomic_write, project_root, settings
 
 # %% auto #0
-__all__ = ['PACKAGES', 'COMMANDS', 'has_parameters', 'figure_notebooks', 'NotebookRun', 'run_notebook', 'gather_claims',
-           'tree_is_dirty', 'manifest', 'merge_manifest', 'reproduce', 'needs_checkout', 'parser', 'main']
+__all__ = ['NOTEBOOK_HASH_SEED', 'PACKAGES', 'COMMANDS', 'has_parameters', 'figure_notebooks', 'NotebookRun', 'run_notebook',
+           'gather_claims', 'tree_is_dirty', 'manifest', 'merge_manifest', 'reproduce', 'needs_checkout', 'parser',
+           'main']
 
 # %% ../nbs/90_reproduce.ipynb #5d3128d9
 def has_parameters(path: Path) -> bool:
@@ -69,16 +70,19 @@ def _source_cell(executed_index: int, executed: Path) -> str:
     return f"cell {number} (`{first_line}`)"
 
 # %% ../nbs/90_reproduce.ipynb #565dee80
+NOTEBOOK_HASH_SEED = "0"  # the PYTHONHASHSEED of every notebook kernel, so that string hashing is the same in every run
+
 def run_notebook(path: Path, scale: str, seed: int, out_dir: Path, timeout: int | None = None) -> NotebookRun:
     "Execute one notebook with papermill at `scale` and `seed`; the executed copy goes to `out_dir`."
     import papermill
-    os.environ["PYTHONHASHSEED"] = "0"  # inherited by the kernel
+    from unittest.mock import patch
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(str(path), str(out_dir / path.name), parameters={"scale": scale, "seed": seed},
-                                   kernel_name="python3", cwd=str(path.parent), progress_bar=False,
-                                   execution_timeout=timeout, log_output=False)
+        with patch.dict(os.environ, PYTHONHASHSEED=NOTEBOOK_HASH_SEED):  # the kernel inherits it; ours is restored after
+            papermill.execute_notebook(str(path), str(out_dir / path.name), parameters={"scale": scale, "seed": seed},
+                                       kernel_name="python3", cwd=str(path.parent), progress_bar=False,
+                                       execution_timeout=timeout, log_output=False)
         return NotebookRun(path.name, "ok", time.perf_counter() - start)
     except papermill.PapermillExecutionError as error:
         message = f"{_source_cell(error.cell_index, out_dir / path.name)} raised {error.ename}: {error.evalue}"
@@ -127,7 +131,7 @@ def manifest(scale: str, seed: int, runs: Sequence[NotebookRun], root: Path | No
     return {"scale": scale, "seed": seed, "commit": _git("rev-parse", "HEAD", root=root),
             "dirty": tree_is_dirty(root) if dirty is None else dirty,
             "python": platform.python_version(), "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-            "packages": versions, "data": checksums(), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED"),
+            "packages": versions, "data": checksums(), "PYTHONHASHSEED": NOTEBOOK_HASH_SEED,
             "notebooks": [asdict(r) | {"seconds": round(r.seconds, 1)} for r in runs],
             "total_seconds": round(sum(r.seconds for r in runs), 1)}
 

@@ -99,3 +99,15 @@ def test_every_registered_command_module_defines_add_arguments():
     present = [module for module, _ in R.COMMANDS.values() if importlib.util.find_spec(module)]
     assert "datasum.svp_cf" in present and "datasum.ask_llm" in present
     for module in present: assert callable(importlib.import_module(module).add_arguments), module
+
+
+def test_the_kernel_runs_with_the_hash_seed_and_the_callers_environment_is_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "random")
+    seen = tmp_path / "seen.txt"
+    path = tmp_path / "13_env.ipynb"
+    nbformat.write(notebook(f"import os; open({str(seen)!r}, 'w').write(os.environ['PYTHONHASHSEED'])"), path)
+    run = R.run_notebook(path, "smoke", 0, tmp_path / "runs")
+    assert run.status == "ok", run.error
+    assert seen.read_text() == R.NOTEBOOK_HASH_SEED
+    import os
+    assert os.environ["PYTHONHASHSEED"] == "random"
