@@ -142,7 +142,7 @@ def merge_manifest(path: Path, new: dict) -> dict:
     try: old = json.loads(path.read_text())
     except (ValueError, OSError): return new
     ran = {entry["notebook"] for entry in new["notebooks"]}
-    kept = [entry | {"commit": old.get("commit", "")} for entry in old.get("notebooks", []) if entry["notebook"] not in ran]
+    kept = [{"commit": old.get("commit", "")} | entry for entry in old.get("notebooks", []) if entry["notebook"] not in ran]
     merged = dict(new, notebooks=sorted(kept + new["notebooks"], key=lambda entry: entry["notebook"]))
     merged["total_seconds"] = round(sum(entry["seconds"] for entry in merged["notebooks"]), 1)
     return merged
