@@ -21,8 +21,8 @@ import pandas as pd
 from .config import atomic_write, figures_dir
 
 # %% auto #0
-__all__ = ['save_figure', 'markdown_table', 'save_table', 'Claim', 'verdict', 'fmt', 'claim_lines', 'claims_frame',
-           'report_claims', 'same_line_within_tolerance', 'same_within_tolerance']
+__all__ = ['REFERENCES', 'KINDS', 'save_figure', 'markdown_table', 'save_table', 'source_problem', 'Claim', 'verdict', 'fmt',
+           'claim_lines', 'claims_frame', 'report_claims', 'same_line_within_tolerance', 'same_within_tolerance']
 
 # %% ../nbs/00a_report.ipynb #60c51f7f
 def save_figure(fig: matplotlib.figure.Figure, scale: str, method: str, name: str) -> list[Path]:
@@ -56,23 +56,50 @@ def save_table(frame: pd.DataFrame, scale: str, method: str, name: str, floatfmt
     with atomic_write(folder / f"{name}.md", "w") as handle: handle.write(markdown_table(frame, floatfmt))
     return [folder / f"{name}.csv", folder / f"{name}.md"]
 
-# %% ../nbs/00a_report.ipynb #58038598
+# %% ../nbs/00a_report.ipynb #e8f884d2
+REFERENCES = {
+    "svp-cf": "N. Sachdeva, C.-J. Wu, J. McAuley. On Sampling Collaborative Filtering Datasets (SVP-CF, DATA-GENIE). WSDM 2022.",
+    "infinite-ae": "N. Sachdeva, M. P. Dhaliwal, C.-J. Wu, J. McAuley. Infinite Recommendation Networks: A Data-Centric Approach (∞-AE, Distill-CF). NeurIPS 2022, arXiv 2206.02626.",
+    "farzi": "N. Sachdeva, Z. He, W.-C. Kang, J. Ni, D. Z. Cheng, J. McAuley. Farzi Data: Autoregressive Data Distillation. arXiv 2310.09983.",
+    "ask-llm": "N. Sachdeva, B. Coleman, W.-C. Kang, J. Ni, L. Hong, E. H. Chi, J. Caverlee, J. McAuley, D. Z. Cheng. How to Train Data-Efficient LLMs (Ask-LLM, Density). arXiv 2402.09668.",
+    "slides": "N. Sachdeva. Towards \"Data-efficient\" Machine Learning Systems (talk slides).",
+    "poster": "N. Sachdeva et al. Improving Data Efficiency for Recommenders and LLMs. RecSys 2024 (industry poster).",
+    "infinite-ae-code": "github.com/noveens/infinite_ae_cf: the official ∞-AE code; its README reports the nDCG@10 table.",
+    "distill-cf-code": "github.com/noveens/distill_cf: the official Distill-CF code, and the authors' answers in its issues.",
+}
+
+# %% ../nbs/00a_report.ipynb #d73f046a
+def source_problem(source: str) -> str | None:
+    "Why `source` does not name a reference and a place in it (`'svp-cf: Table 3'`), or None when it does."
+    key, colon, place = source.partition(":")
+    if not colon or not place.strip(): return f"source must be 'KEY: where', got {source!r}"
+    if key.strip() not in REFERENCES: return f"unknown reference {key.strip()!r}; known: {', '.join(REFERENCES)}"
+    return None
+
+# %% ../nbs/00a_report.ipynb #ee1accd8
+KINDS = ("paper", "check")
+
 @dataclass
 class Claim:
-    "One paper claim: the paper's value, ours at this scale, whether it holds, and how far `ours` may move between machines."
+    "A paper claim (with its `source`) or a check of our code: the expected value, ours at this scale, whether it holds, and how far `ours` may move between machines."
     claim: str
     paper: str
     ours: str
     holds: bool | None
     note: str = ""
     tolerance: float | None = None  # absolute, in the units `ours` is printed in; None: printed values must not move
+    kind: str = "paper"
+    source: str = ""
 
     def __post_init__(self):
         self.holds = None if self.holds is None else bool(self.holds)  # numpy bools are not JSON
-        self.paper, self.ours, self.note = str(self.paper), str(self.ours), str(self.note)
+        self.paper, self.ours, self.note, self.source = str(self.paper), str(self.ours), str(self.note), str(self.source)
         if self.tolerance is not None and not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
             raise ValueError(f"Claim {self.claim!r}: tolerance must be a finite number >= 0, got {self.tolerance!r}")
         self.tolerance = None if self.tolerance is None else float(self.tolerance)
+        if self.kind not in KINDS: raise ValueError(f"Claim {self.claim!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == "paper" and (problem := source_problem(self.source)):
+            raise ValueError(f"Claim {self.claim!r} is a paper claim: {problem}")
 
 # %% ../nbs/00a_report.ipynb #ef85818f
 def verdict(holds: bool | None) -> str:
@@ -85,19 +112,21 @@ def fmt(value: float, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)): return "nan"
     return format(float(value), f".{digits}g")
 
-# %% ../nbs/00a_report.ipynb #b2d8a92f
+# %% ../nbs/00a_report.ipynb #a2f60990
 def claim_lines(claim: Claim) -> str:
-    "The two printed lines of one claim: status and statement, then paper, ours (± tolerance) and note."
+    "The two printed lines of one claim: status and statement, then the paper's value and source (or the reference's), ours (± tolerance) and note."
     ours = claim.ours + (f" (± {claim.tolerance:g})" if claim.tolerance is not None else "")
-    return (f"[{verdict(claim.holds)}] {claim.claim}\n    paper: {claim.paper} | ours: {ours}"
+    expected = f"paper ({claim.source}): {claim.paper}" if claim.kind == "paper" else f"reference: {claim.paper}"
+    title = claim.claim if claim.kind == "paper" else f"check: {claim.claim}"
+    return (f"[{verdict(claim.holds)}] {title}\n    {expected} | ours: {ours}"
             + (f" | {claim.note}" if claim.note else ""))
 
-# %% ../nbs/00a_report.ipynb #5cf22e03
+# %% ../nbs/00a_report.ipynb #ed93ff5e
 def claims_frame(claims: Sequence[Claim]) -> pd.DataFrame:
     "The claims as a table with a readable status column."
-    frame = pd.DataFrame([asdict(c) for c in claims], columns=["claim", "paper", "ours", "holds", "note"])
+    frame = pd.DataFrame([asdict(c) for c in claims], columns=["claim", "kind", "source", "paper", "ours", "holds", "note"])
     frame["status"] = [verdict(h) for h in frame["holds"]]
-    return frame[["claim", "paper", "ours", "status", "note"]]
+    return frame[["claim", "kind", "source", "paper", "ours", "status", "note"]]
 
 # %% ../nbs/00a_report.ipynb #282c4070
 def report_claims(claims: Sequence[Claim], scale: str, method: str) -> pd.DataFrame:

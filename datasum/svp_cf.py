@@ -578,6 +578,10 @@ def _check_duplicates(table: Table, policy: str) -> None:
 def _sample_command(args: argparse.Namespace) -> int:
     "Run `datasum sample`: read the file, check it, sample it and write the chosen rows; the exit status."
     options, quiet = vars(args), getattr(args, "quiet", False)
+    if options.get("by_score"):
+        from datasum.density import sample_by_score_command  # documents by their scores: no ratings involved
+        return sample_by_score_command(args)
+    if "sampler" not in options: raise UsageError("--sampler is required (or --by-score SCORES to sample documents by their scores)")
     output = output_path(args.output, args.input)
     table_format(output, output=True)  # an unknown output format is refused before any work
     name = ALIASES.get(args.sampler, args.sampler)
@@ -596,6 +600,7 @@ SAMPLE_EPILOG = """examples:
   datasum sample --sampler svp-cf-prop --keep 0.2 ratings.csv sample.csv --user customer --item product
   datasum sample --sampler temporal --keep 0.5 --sep ';' --timestamp time events.csv.gz sample.csv.gz
   datasum sample --sampler random-walk --keep 0.3 ml-100k.inter sample.parquet
+  datasum sample --by-score scores.parquet --keep 0.2 docs.jsonl kept.jsonl
 
 what --keep means, per sampler (N interactions, n_u those of user u):
 """ + "\n".join(f"  {', '.join(names)}:\n      {meaning}" for names, meaning in _KEEP_BY_GROUP.items())
@@ -606,11 +611,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "the sample keeps the file's columns, ids, types and its format (from OUTPUT's name).")
     parser.add_argument("input", help="ratings file: .csv, .tsv (either may be .gz), .parquet, .jsonl, RecBole .inter, u.data, ratings.dat")
     parser.add_argument("output", help=f"the sample; its format comes from its name: {', '.join(TABLE_FORMATS)}")
-    parser.add_argument("--sampler", required=True, default=argparse.SUPPRESS, choices=[*SAMPLERS, *ALIASES], metavar="NAME",
+    parser.add_argument("--sampler", default=argparse.SUPPRESS, choices=[*SAMPLERS, *ALIASES], metavar="NAME",
                         help=f"one of {', '.join(SAMPLERS)}; aliases: " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()))
     parser.add_argument("--keep", required=True, default=argparse.SUPPRESS, type=share,
                         help="what to keep, in (0, 1]; what it counts depends on the sampler (see below)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the proxy")
+    parser.add_argument("--by-score", default=None, metavar="SCORES",
+                        help="sample the documents of INPUT (JSON lines) by a score file of `datasum score` instead: "
+                             "top --keep share by score, or inverse-density draws for density scores")
     parser.add_argument("--scenario", default="implicit", choices=["implicit", "explicit"],
                         help="what the SVP-CF proxy fits: explicit ratings (needs --rating) or implicit interactions")
     parser.add_argument("--proxy-epochs", type=positive_int, default=50, help="training epochs of the SVP-CF proxy")

@@ -26,7 +26,7 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("DATASUM_SETTINGS", str(tmp_path / "settings.ini"))
     (tmp_path / "nbs").mkdir()
     good = notebook("from datasum.report import Claim, report_claims",
-                    "_ = report_claims([Claim('one plus one', '2', str(1 + 1), 1 + 1 == 2)], scale, 'toy')")
+                    "_ = report_claims([Claim('one plus one', '2', str(1 + 1), 1 + 1 == 2, kind='check')], scale, 'toy')")
     bad = notebook("x = 1", "raise ValueError('broken on purpose')")
     nbformat.write(good, tmp_path / "nbs" / "10_good.ipynb")
     nbformat.write(bad, tmp_path / "nbs" / "11_bad.ipynb")
@@ -41,7 +41,7 @@ def test_reproduce_reports_the_failing_cell_and_keeps_the_rest(project, capsys):
     assert "nbs/11_bad.ipynb" in err and "ValueError: broken on purpose" in err
     assert "cell 3 (`raise ValueError('broken on purpose')`)" in err   # numbered and quoted as in the source notebook
     claims = (project / "figures" / "smoke" / "CLAIMS.md").read_text()
-    assert "one plus one" in claims and "1 hold, 0 fail" in claims
+    assert "one plus one" in claims and "Checks: 1, of which 0 fail" in claims and "Paper claims: 0 hold" in claims
     manifest = json.loads((project / "figures" / "smoke" / "MANIFEST.json").read_text())
     assert [(n["notebook"], n["status"]) for n in manifest["notebooks"]] == [("10_good.ipynb", "ok"), ("11_bad.ipynb", "failed")]
     assert manifest["scale"] == "smoke" and "numpy" in manifest["packages"]
@@ -96,9 +96,9 @@ def test_top_level_help_imports_no_model_library():
 
 def test_every_registered_command_module_defines_add_arguments():
     import importlib, importlib.util
-    present = [module for module, _ in R.COMMANDS.values() if importlib.util.find_spec(module)]
-    assert "datasum.svp_cf" in present and "datasum.ask_llm" in present
-    for module in present: assert callable(importlib.import_module(module).add_arguments), module
+    present = [R.command_target(name) for name in R.COMMANDS if importlib.util.find_spec(R.command_target(name)[0])]
+    assert ("datasum.svp_cf", "add_arguments") in present and ("datasum.ask_llm", "add_arguments") in present
+    for module, function in present: assert callable(getattr(importlib.import_module(module), function)), (module, function)
 
 
 def test_the_kernel_runs_with_the_hash_seed_and_the_callers_environment_is_kept(tmp_path, monkeypatch):
