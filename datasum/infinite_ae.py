@@ -22,9 +22,9 @@ from .data import Interactions, positions
 from .interface import Recommender, RecommenderError
 
 # %% auto #0
-__all__ = ['WEIGHT_VARIANCE', 'BIAS_VARIANCE', 'Rows', 'DEFAULT_LAMBDAS', 'dense_layer', 'safe_sqrt', 'relu_layer',
-           'ntk_from_gram', 'ntk', 'gram_matrix', 'ntk_matrix', 'ridge', 'kernel_ridge', 'masked_hit_rate', 'Sweep',
-           'lambda_sweep', 'binary_matrix', 'InfiniteAE']
+__all__ = ['WEIGHT_VARIANCE', 'BIAS_VARIANCE', 'Rows', 'DEFAULT_LAMBDAS', 'SELECT', 'dense_layer', 'safe_sqrt', 'relu_layer',
+           'ntk_from_gram', 'ntk', 'gram_matrix', 'ntk_matrix', 'ridge', 'kernel_ridge', 'masked_hit_rate',
+           'masked_ndcg', 'Sweep', 'lambda_sweep', 'binary_matrix', 'InfiniteAE']
 
 # %% ../nbs/30_infinite_ae.ipynb #5017549c
 WEIGHT_VARIANCE = 2.0   # W_std = sqrt(2)
@@ -147,17 +147,31 @@ def masked_hit_rate(scores: jax.Array, exclude: jax.Array, targets: jax.Array, k
     per_row = jnp.where(has_targets, hits / jnp.maximum(jnp.minimum(n_targets, k), 1), 0.0)
     return per_row.sum() / jnp.maximum(has_targets.sum(), 1)
 
+# %% ../nbs/30_infinite_ae.ipynb #89f00fe7
+@partial(jax.jit, static_argnames=("k",))
+def masked_ndcg(scores: jax.Array, exclude: jax.Array, targets: jax.Array, k: int = 10) -> jax.Array:
+    "Mean nDCG@k (binary gains, ideal DCG over min(|T|, k) positions) over rows with targets, never ranking an `exclude` item."
+    top = jax.lax.top_k(jnp.where(exclude, -jnp.inf, scores), k)[1]
+    discounts = 1.0 / jnp.log2(jnp.arange(2, k + 2, dtype=jnp.float32))
+    dcg = (jnp.take_along_axis(targets, top, axis=1) * discounts).sum(axis=1)
+    n_targets = targets.sum(axis=1, dtype=jnp.int32)
+    ideal = jnp.cumsum(discounts)[jnp.clip(jnp.minimum(n_targets, k) - 1, 0, k - 1)]
+    has_targets = n_targets > 0
+    return jnp.where(has_targets, dcg / ideal, 0.0).sum() / jnp.maximum(has_targets.sum(), 1)
+
 # %% ../nbs/30_infinite_ae.ipynb #8b523bb2
 @dataclass
 class Sweep:
-    "The result of a λ sweep: validation HR@k per λ, the best λ and its dual coefficients."
+    "The result of a λ sweep: validation HR@k per λ, the best λ (on HR@k or nDCG@10), its dual coefficients, and validation nDCG@10 per λ."
     lambdas: list[float]
     hit_rates: list[float]
     best_lambda: float
     alpha: np.ndarray = field(repr=False)
+    ndcgs: list[float] = field(default_factory=list)
 
 # %% ../nbs/30_infinite_ae.ipynb #09f1e526
 DEFAULT_LAMBDAS = (0.0, 1.0, 5.0, 20.0, 50.0, 100.0)   # the official grid (main.py)
+SELECT = ("hr", "ndcg")  # choose λ on validation HR@k (the official code) or on nDCG@10 (the metric the tables report)
 
 @jax.jit
 def _validation_scores(rows: jax.Array, alpha: jax.Array, reg: jax.Array) -> jax.Array:
@@ -165,24 +179,28 @@ def _validation_scores(rows: jax.Array, alpha: jax.Array, reg: jax.Array) -> jax
     return rows - reg * alpha
 
 def lambda_sweep(kernel: np.ndarray | jax.Array, rows: Rows, val_targets: Rows, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
-                 k: int = 100) -> Sweep:
-    "For each λ one Cholesky factor and solve; select on validation HR@k of X − λ'α (train items excluded)."
+                 k: int = 100, ndcg_k: int = 10, select: str = "hr") -> Sweep:
+    "For each λ one Cholesky factor and solve; validation HR@k and nDCG@`ndcg_k` of X − λ'α (train items excluded); best on `select`."
+    if select not in SELECT: raise ValueError(f"select must be one of {SELECT}, got {select!r}")
     kernel, rows, targets = jnp.asarray(kernel), jnp.asarray(_dense_rows(rows)), jnp.asarray(_dense_rows(val_targets) > 0)
     if rows.shape[0] != kernel.shape[0] or targets.shape != rows.shape:
         raise ValueError(f"kernel {kernel.shape}, rows {rows.shape} and targets {targets.shape} do not match")
-    exclude, mean_diagonal = rows > 0, float(jnp.mean(jnp.diagonal(kernel)))
-    hit_rates, best, best_alpha, best_lambda = [], -np.inf, None, None
+    exclude, mean_diagonal, ndcg_k = rows > 0, float(jnp.mean(jnp.diagonal(kernel))), min(ndcg_k, rows.shape[1])
+    hit_rates, ndcgs, best, best_alpha, best_lambda = [], [], -np.inf, None, None
     for lam in lambdas:
         reg = jnp.asarray(abs(float(lam)) * mean_diagonal, kernel.dtype)
         alpha = _solve(kernel, rows, reg)
         if alpha is None:  # not positive definite (λ = 0 in float32): skip
-            hit_rates.append(float("nan"))
+            hit_rates.append(float("nan")); ndcgs.append(float("nan"))
             continue
-        hit_rates.append(float(masked_hit_rate(_validation_scores(rows, alpha, reg), exclude, targets, k)))
-        if hit_rates[-1] > best: best, best_alpha, best_lambda = hit_rates[-1], alpha, float(lam)
-        del alpha
+        scores = _validation_scores(rows, alpha, reg)
+        hit_rates.append(float(masked_hit_rate(scores, exclude, targets, k)))
+        ndcgs.append(float(masked_ndcg(scores, exclude, targets, ndcg_k)))
+        criterion = hit_rates[-1] if select == "hr" else ndcgs[-1]
+        if criterion > best: best, best_alpha, best_lambda = criterion, alpha, float(lam)
+        del alpha, scores
     if best_alpha is None: raise np.linalg.LinAlgError(f"no λ in {list(lambdas)} gave a positive definite K + λ'I")
-    return Sweep([float(l) for l in lambdas], hit_rates, best_lambda, np.asarray(best_alpha))
+    return Sweep([float(l) for l in lambdas], hit_rates, best_lambda, np.asarray(best_alpha), ndcgs)
 
 # %% ../nbs/30_infinite_ae.ipynb #ba9d9181
 def binary_matrix(data: Interactions | sp.spmatrix) -> sp.csr_matrix:
@@ -210,18 +228,20 @@ class InfiniteAE(Recommender):
     paper = "Sachdeva, Dhaliwal, Wu, McAuley: Infinite Recommendation Networks: A Data-Centric Approach, NeurIPS 2022"
 
     def __init__(self, depth: int = 1, lambdas: Sequence[float] = DEFAULT_LAMBDAS, select_k: int = 100,
-                 block_rows: int = 2048, holdout_fraction: float = 0.1, seed: int = 0):
+                 block_rows: int = 2048, holdout_fraction: float = 0.1, seed: int = 0, select: str = "hr"):
         if depth < 1: raise RecommenderError(f"depth must be >= 1, got {depth}")
+        if select not in SELECT: raise RecommenderError(f"select must be one of {SELECT}, got {select!r}")
         if len(lambdas) == 0: raise RecommenderError("lambdas: InfiniteAE needs at least one lambda")
         super().__init__(depth=int(depth), lambdas=tuple(float(l) for l in lambdas), select_k=int(select_k),
-                         block_rows=int(block_rows), holdout_fraction=float(holdout_fraction), seed=int(seed))
+                         block_rows=int(block_rows), holdout_fraction=float(holdout_fraction), seed=int(seed), select=select)
 
 # %% ../nbs/30_infinite_ae.ipynb #f0309112
 def _sweep(self: InfiniteAE, rows: sp.csr_matrix, targets: sp.csr_matrix) -> Sweep:
-    "The λ sweep of this model on `rows` against validation `targets`; keeps the best λ and every λ's HR@k."
+    "The λ sweep of this model on `rows` against validation `targets`; keeps the best λ and every λ's HR@k and nDCG@10."
     kernel = ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows)
-    sweep = lambda_sweep(kernel, rows, targets, self.lambdas, min(self.select_k, rows.shape[1]))
+    sweep = lambda_sweep(kernel, rows, targets, self.lambdas, min(self.select_k, rows.shape[1]), select=self.select)
     self.lambda_, self.validation_ = sweep.best_lambda, dict(zip(sweep.lambdas, sweep.hit_rates))
+    self.validation_ndcg_ = dict(zip(sweep.lambdas, sweep.ndcgs))
     return sweep
 
 def _fit(self: InfiniteAE, train: Interactions, val: Interactions | None = None) -> InfiniteAE:
@@ -235,7 +255,7 @@ def _fit(self: InfiniteAE, train: Interactions, val: Interactions | None = None)
         self.alpha_ = self._sweep(rows, binary_matrix(val)[self.train_users_]).alpha
         return self
     if len(self.lambdas) > 1: self._sweep(*_holdout(rows, self.holdout_fraction, self.seed))
-    else: self.lambda_, self.validation_ = self.lambdas[0], {}
+    else: self.lambda_, self.validation_, self.validation_ndcg_ = self.lambdas[0], {}, {}
     self.alpha_ = kernel_ridge(ntk_matrix(rows, depth=self.depth, block_rows=self.block_rows), rows.toarray(), self.lambda_)
     return self
 

@@ -344,8 +344,9 @@ class BiasOnly(MF):
 # %% ../nbs/03_recommenders.ipynb #8bbe75d5
 class _VariationalAutoencoder(nn.Module):
     "Mult-VAE's network: a user's row to item logits through a Gaussian latent code; also returns the KL term."
-    def __init__(self, n_items: int, hidden: int, latent: int, dropout: float):
+    def __init__(self, n_items: int, hidden: int, latent: int, dropout: float, noise_scale: float = 1.0):
         super().__init__()
+        self.noise_scale = noise_scale
         self.encoder, self.to_latent = nn.Linear(n_items, hidden), nn.Linear(hidden, 2 * latent)
         self.decoder, self.to_items = nn.Linear(latent, hidden), nn.Linear(hidden, n_items)
         self.dropout = nn.Dropout(dropout)
@@ -353,7 +354,8 @@ class _VariationalAutoencoder(nn.Module):
     def forward(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = torch.tanh(self.encoder(self.dropout(F.normalize(rows, dim=-1))))
         mean, log_variance = self.to_latent(hidden).chunk(2, dim=-1)
-        latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance) if self.training else mean
+        spread = self.noise_scale * torch.exp(0.5 * log_variance)
+        latent = mean + torch.randn_like(mean) * spread if self.training else mean
         kl = -0.5 * torch.sum(1 + log_variance - mean ** 2 - log_variance.exp(), dim=-1).mean()
         return self.to_items(torch.tanh(self.decoder(latent))), kl
 
@@ -368,10 +370,10 @@ class MVAE(TorchRecommender):
     "Liang et al. (2018) Mult-VAE: multinomial likelihood, KL weight annealed up to `beta_cap`."
     paper = "Liang et al., Variational Autoencoders for Collaborative Filtering, WWW 2018"
 
-    def __init__(self, hidden: int = 600, latent: int = 200, dropout: float = 0.5, epochs: int = 100,
-                 batch_size: int = 500, lr: float = 1e-3, weight_decay: float = 0.0, beta_cap: float = 0.2,
-                 total_anneal_steps: int = 20000, faithful_anneal: bool = False, validate_every: int = 5,
-                 patience: int = 5, seed: int = 0, threads: int | None = None):
+    def __init__(self, hidden: int = 600, latent: int = 64, dropout: float = 0.5, epochs: int = 100,
+                 batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0, beta_cap: float = 0.2,
+                 total_anneal_steps: int = 200000, faithful_anneal: bool = False, noise_scale: float = 0.01,
+                 validate_every: int = 3, patience: int = 3, seed: int = 0, threads: int | None = None):
         super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
     def beta(self, step: int) -> float:
@@ -380,7 +382,7 @@ class MVAE(TorchRecommender):
         return max(anneal, self.beta_cap) if self.faithful_anneal else min(anneal, self.beta_cap)
 
     def _build(self, train: Interactions) -> nn.Module:
-        return _VariationalAutoencoder(train.n_items, self.hidden, self.latent, self.dropout)
+        return _VariationalAutoencoder(train.n_items, self.hidden, self.latent, self.dropout, self.noise_scale)
 
     @torch.no_grad()
     def score(self, users: np.ndarray, context: Interactions | None = None) -> np.ndarray:

@@ -246,3 +246,44 @@ def test_judges_scorers_and_sampling_leave_global_state_alone(tmp_path, monkeypa
     sample_rate(scores, 0.4)
     sample_rate(oracle_scores(["high", "low"] * 10, 0.8, seed=2), 0.5)
     assert global_state() == before
+
+
+# --- the experiment's measures: the judge's separation of the tiers, and won / lost / undecided ------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["high", "mid", "low"]), st.integers(0, 5)), min_size=2, max_size=40))
+def test_tier_separation_is_the_pairwise_auc(rows):
+    from datasum.ask_llm import tier_separation
+    quality, values = np.array([q for q, _ in rows]), np.array([float(v) for _, v in rows])
+    got = tier_separation(quality, {"s": values}).iloc[0]
+    high, low = values[quality == "high"], values[quality == "low"]
+    if len(high) and len(low):   # the share of (high, low) pairs ranked the right way, ties one half
+        pairs = [(h > l) + 0.5 * (h == l) for h in high for l in low]
+        assert got.auc_high_vs_low == pytest.approx(np.mean(pairs), abs=1e-12)
+    else: assert math.isnan(got.auc_high_vs_low)
+
+
+def test_tier_separation_of_a_perfect_and_a_reversed_judge():
+    from datasum.ask_llm import tier_separation
+    quality = ["high", "low", "mid", "high", "low"]
+    values = np.array([0.9, 0.1, 0.5, 0.8, 0.2])
+    table = tier_separation(quality, {"perfect": values, "reversed": -values}).set_index("scorer")
+    assert table.auc_high_vs_low.to_dict() == {"perfect": 1.0, "reversed": 0.0}
+    assert table.loc["perfect", "auc_high_vs_rest"] == 1.0
+    assert table.loc["perfect", ["mean_high", "mean_mid", "mean_low"]].tolist() == pytest.approx([0.85, 0.5, 0.15])
+
+
+def _runs(a: list[float], b: list[float], rate: float = 0.1) -> pd.DataFrame:
+    return pd.DataFrame({"sampler": ["a"] * len(a) + ["r"] * len(b), "rate": rate, "seed": list(range(len(a))) + list(range(len(b))),
+                         "heldout_ppl": a + b})
+
+
+def test_a_rate_is_won_or_lost_only_beyond_both_spreads():
+    from datasum.ask_llm import compare_samplers
+    assert compare_samplers(_runs([10, 11, 12], [15, 16, 17]), "a", "r").verdict.tolist() == ["won"]   # 11 ± 1 vs 16 ± 1
+    assert compare_samplers(_runs([15, 16, 17], [10, 11, 12]), "a", "r").verdict.tolist() == ["lost"]
+    assert compare_samplers(_runs([10, 11, 12], [12, 13, 14]), "a", "r").verdict.tolist() == ["undecided"]   # 2 = 1 + 1: not beyond
+    assert compare_samplers(_runs([10], [100]), "a", "r").verdict.tolist() == ["undecided"]   # one seed: no spread, nothing decided
+    table = compare_samplers(pd.concat([_runs([10, 11, 12], [15, 16, 17], 0.1), _runs([20, 21, 22], [20, 21, 22], 0.5)]), "a", "r")
+    assert table.rate.tolist() == [0.1, 0.5] and table.verdict.tolist() == ["won", "undecided"]
+    assert table.difference.tolist() == pytest.approx([-5.0, 0.0]) and table.spread.tolist() == pytest.approx([2.0, 2.0])

@@ -186,3 +186,34 @@ def test_benchmark_leaves_the_global_random_state_alone(scenario):
     assert global_random_state() == before
     assert not (results["metric"] == "error").any(), results[results["metric"] == "error"]["error"].tolist()
     assert results["selected"].any()
+
+
+def _bench_recbole():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_recbole.py"
+    spec = importlib.util.spec_from_file_location("bench_recbole", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_recbole_without_a_recbole_python_says_how_to_make_one(monkeypatch, capsys):
+    bench = _bench_recbole()
+    monkeypatch.delenv(bench.ENV_VAR, raising=False)
+    assert bench.main([]) == 0
+    out = capsys.readouterr().out
+    assert bench.ENV_VAR in out and "pip install torch==2.13.0 recbole==1.2.1" in out
+    monkeypatch.setenv(bench.ENV_VAR, "/nonexistent/python")
+    assert bench.main([]) == 0 and "no such file" in capsys.readouterr().out
+
+
+def test_bench_recbole_exports_the_split_as_recbole_benchmark_files(tmp_path):
+    bench = _bench_recbole()
+    split = random_split(synthetic(), seed=1)
+    bench.export(split, tmp_path)
+    for part, events in (("train", split.train), ("valid", split.val), ("test", split.test)):
+        lines = (tmp_path / "split" / f"split.{part}.inter").read_text().splitlines()
+        assert lines[0] == "user_id:token\titem_id:token" and len(lines) == len(events) + 1
+        pairs = [tuple(map(int, line.split("\t"))) for line in lines[1:]]
+        assert pairs == list(zip(events.users.tolist(), events.items.tolist()))

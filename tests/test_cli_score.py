@@ -240,3 +240,30 @@ def test_the_judge_key_is_remembered_until_the_judge_files_change(tmp_path, monk
     monkeypatch.setattr(ask_llm, "_judge_key_from_files", lambda *a: calls.append(a) or first)
     judge_key("ask-llm", judge)
     assert len(calls) == 1
+
+
+# --- --scorer density: handed to datasum.density ---------------------------------------------------------------------
+
+def test_density_is_handed_to_datasum_density_with_the_embeddings_path(tmp_path, monkeypatch, capsys):
+    import importlib.machinery, types
+    seen = []
+    fake = types.ModuleType("datasum.density")
+    fake.__spec__ = importlib.machinery.ModuleSpec("datasum.density", None)   # `datasum` looks its commands' modules up
+    fake.score_embeddings_command = lambda args: seen.append(args) or 0
+    monkeypatch.setitem(sys.modules, "datasum.density", fake)
+    np.save(tmp_path / "emb.npy", np.eye(3, dtype=np.float32))
+    assert score("--scorer", "density", tmp_path / "emb.npy", tmp_path / "scores.parquet") == 0
+    assert len(seen) == 1 and seen[0].scorer == "density"
+    assert (seen[0].documents, seen[0].output) == (str(tmp_path / "emb.npy"), str(tmp_path / "scores.parquet"))
+
+
+def test_density_without_its_module_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "datasum.density", None)   # an import of it now fails, as when the module is absent
+    assert score("--scorer", "density", tmp_path / "emb.npy", tmp_path / "scores.parquet") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--scorer density needs the module datasum.density" in line and not (tmp_path / "scores.parquet").exists()
+
+
+def test_the_document_scorers_are_unchanged():
+    assert ask_llm.SCORERS == ("ask-llm", "perplexity", "random")
+    with pytest.raises(ValueError, match="unknown scorer 'density'"): make_scorer("density")

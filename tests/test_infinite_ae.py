@@ -19,10 +19,10 @@ from hypothesis.extra.numpy import arrays
 
 from datasum.config import rng
 from datasum.data import Interactions, merge, random_split
-from datasum.infinite_ae import (InfiniteAE, _holdout, binary_matrix, kernel_ridge, lambda_sweep, masked_hit_rate, ntk,
-                                 ntk_matrix, ridge)
+from datasum.infinite_ae import (InfiniteAE, Sweep, _holdout, binary_matrix, kernel_ridge, lambda_sweep, masked_hit_rate,
+                                 masked_ndcg, ntk, ntk_matrix, ridge)
 from datasum.interface import Recommender, RecommenderError
-from datasum.metrics import hr_at_k
+from datasum.metrics import hr_at_k, ndcg_at_k, top_k
 
 GOLDEN_X = np.array([[1, 0, 1, 0, 0], [0, 1, 1, 0, 0], [1, 1, 0, 0, 1]], np.float64)
 
@@ -91,7 +91,7 @@ def test_kernel_equals_float64_numpy_recursion(depth):
         np.testing.assert_allclose(np.asarray(ntk(y, x, depth=depth)), numpy_ntk(y, x, depth), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("depth", [1, 3, 4, 5])
 def test_float32_blocked_kernel_equals_float64_reference(depth):
     x = (np.random.default_rng(7).random((50, 60)) < 0.1).astype(np.float32)
     reference = numpy_ntk(x, x, depth)
@@ -218,9 +218,72 @@ def test_sweep_shortcut_equals_explicit_product_and_metrics():
         alpha = scipy.linalg.solve(k64 + ridge(k64, lam) * np.eye(len(k64)), rows.astype(np.float64))
         expected = hr_at_k(k64 @ alpha, sp.csr_matrix(val), 10, exclude=sp.csr_matrix(rows))
         assert abs(hit_rate - expected) < 1e-6
+    for lam, ndcg in zip(lambdas, sweep.ndcgs):  # nDCG@10 of every λ is recorded, not only the best one's
+        alpha = scipy.linalg.solve(k64 + ridge(k64, lam) * np.eye(len(k64)), rows.astype(np.float64))
+        assert abs(ndcg - ndcg_at_k(k64 @ alpha, sp.csr_matrix(val), 10, exclude=sp.csr_matrix(rows))) < 1e-6
     assert sweep.best_lambda == lambdas[int(np.nanargmax(sweep.hit_rates))]
     best = scipy.linalg.solve(k64 + ridge(k64, sweep.best_lambda) * np.eye(len(k64)), rows.astype(np.float64))
     np.testing.assert_allclose(sweep.alpha, best, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [1, 5, 30])
+def test_masked_ndcg_equals_metrics_module(k):
+    generator = np.random.default_rng(4)
+    scores = generator.random((25, 30)).astype(np.float32)
+    exclude = generator.random((25, 30)) < 0.3
+    targets = (generator.random((25, 30)) < 0.15) & ~exclude
+    targets[0] = False  # a user without targets is skipped
+    targets[1] = ~exclude[1]  # more targets than k
+    ours = float(masked_ndcg(jnp.asarray(scores), jnp.asarray(exclude), jnp.asarray(targets), k))
+    assert abs(ours - ndcg_at_k(scores, sp.csr_matrix(targets), k, exclude=sp.csr_matrix(exclude))) < 1e-6
+
+
+def test_sweep_with_fewer_items_than_ten_and_its_repr():
+    rows = np.eye(4, 6, dtype=np.float32) + np.eye(4, 6, 1, dtype=np.float32)
+    val = np.eye(4, 6, 2, dtype=np.float32)
+    sweep = lambda_sweep(ntk_matrix(rows), rows, val, [0.5, 2.0], k=3)  # nDCG@10 over 6 items: nDCG@6
+    assert len(sweep.ndcgs) == 2 and all(0 <= v <= 1 for v in sweep.ndcgs)
+    assert repr(Sweep([1.0], [0.5], 1.0, np.zeros(1), [0.25])) == "Sweep(lambdas=[1.0], hit_rates=[0.5], best_lambda=1.0, ndcgs=[0.25])"
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5])
+def test_float32_solve_matches_float64_on_a_realistic_kernel(depth):
+    # the depth study's solver check: 300 users with MovieLens-like density; the float32 kernel and Cholesky solve
+    # against float64 ones: a small relative residual in the float64 system, and the same top-10 lists
+    x = (np.random.default_rng(depth).random((300, 200)) < 0.08).astype(np.float64)
+    k64 = numpy_ntk(x, x, depth)
+    for lam in (0.5, 2.0):
+        system = k64 + ridge(k64, lam) * np.eye(len(x))
+        alpha32 = kernel_ridge(ntk_matrix(x.astype(np.float32), depth=depth), x.astype(np.float32), lam).astype(np.float64)
+        alpha64 = scipy.linalg.solve(system, x, assume_a="pos")
+        assert np.linalg.norm(system @ alpha32 - x) / np.linalg.norm(x) < 1e-4
+        reg = ridge(k64, lam)
+        tops = [top_k(x - reg * a, 10, sp.csr_matrix(x)) for a in (alpha32, alpha64)]
+        assert np.mean((tops[0] != tops[1]).any(axis=1)) < 0.02
+
+
+def test_model_records_validation_ndcg_per_lambda():
+    split = random_split(_toy(seed=2, per_user=12), seed=42)
+    model = InfiniteAE(lambdas=[0.5, 2.0, 8.0]).fit(split.train, split.val)
+    assert sorted(model.validation_ndcg_) == [0.5, 2.0, 8.0]
+    assert all(0 <= v <= 1 for v in model.validation_ndcg_.values())
+    assert InfiniteAE(lambdas=[1.0]).fit(split.train).validation_ndcg_ == {}
+
+
+def test_select_ndcg_chooses_the_lambda_with_the_best_validation_ndcg():
+    generator = np.random.default_rng(13)
+    rows = (generator.random((60, 35)) < 0.2).astype(np.float32)
+    val = ((generator.random((60, 35)) < 0.08) & (rows == 0)).astype(np.float32)
+    kernel, lambdas = ntk_matrix(rows, depth=3), [0.1, 0.5, 2.0, 8.0]
+    by_hr, by_ndcg = (lambda_sweep(kernel, rows, val, lambdas, k=10, select=s) for s in ("hr", "ndcg"))
+    assert by_hr.ndcgs == by_ndcg.ndcgs and by_hr.hit_rates == by_ndcg.hit_rates
+    assert by_ndcg.best_lambda == lambdas[int(np.nanargmax(by_ndcg.ndcgs))]
+    np.testing.assert_allclose(by_ndcg.alpha, kernel_ridge(kernel, rows, by_ndcg.best_lambda), rtol=1e-3, atol=1e-4)
+    split = random_split(_toy(seed=2, per_user=12), seed=42)
+    model = InfiniteAE(lambdas=lambdas, select="ndcg").fit(split.train, split.val)
+    assert model.lambda_ == max(model.validation_ndcg_, key=model.validation_ndcg_.get)
+    with pytest.raises(ValueError, match="select must be one of"): lambda_sweep(kernel, rows, val, lambdas, select="auc")
+    with pytest.raises(RecommenderError, match="select must be one of"): InfiniteAE(select="auc")
 
 
 def test_masked_hit_rate_equals_metrics_module():
@@ -293,7 +356,7 @@ def test_is_a_recommender_whose_hyper_parameters_are_its_constructor_arguments()
     model = InfiniteAE(depth=2, lambdas=[1, 5], select_k=10, block_rows=64, holdout_fraction=0.2, seed=3)
     assert isinstance(model, Recommender)
     assert model.hyper_parameters() == {"depth": 2, "lambdas": (1.0, 5.0), "select_k": 10, "block_rows": 64,
-                                        "holdout_fraction": 0.2, "seed": 3}
+                                        "holdout_fraction": 0.2, "seed": 3, "select": "hr"}
     assert repr(model).startswith("InfiniteAE(depth=2, lambdas=(1.0, 5.0)")
 
 

@@ -202,3 +202,17 @@ def test_other_bad_arguments():
     with pytest.raises(RecommenderError, match="context has"): EASE(lambdas=[1.0]).fit(data).score([0], other)
     with pytest.raises(ValueError, match="k=41 must lie between 1 and the number of items"):
         evaluate_ranking(PopRec().fit(data), data, data, ks=(41,))
+
+
+def test_mvae_noise_scale_scales_the_training_noise_only():
+    "noise_scale = 0 (and no dropout) makes a training forward pass the eval one; the default noise does not."
+    from datasum.recommenders import _VariationalAutoencoder
+    rows = torch.eye(12)[:4]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        quiet, noisy = _VariationalAutoencoder(12, 8, 4, 0.0, noise_scale=0.0), _VariationalAutoencoder(12, 8, 4, 0.0)
+        noisy.load_state_dict(quiet.state_dict())
+        reference = quiet.eval()(rows)[0]
+        torch.testing.assert_close(quiet.train()(rows)[0], reference)
+        assert not torch.allclose(noisy.train()(rows)[0], reference)
+    assert MVAE().noise_scale == 0.01 and MVAE().latent == 64   # the defaults chosen on ML-100K validation
