@@ -26,7 +26,7 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .config import atomic_write, rng, torch_session
-from .recommenders import SASRec, _SASRecNetwork, _xavier, padded_sequences
+from .recommenders import SASRec, SASRecNetwork, xavier_init, padded_sequences
 from .text import LMConfig, TinyLM
 
 # %% auto #0
@@ -46,7 +46,7 @@ class SoftSASRec(nn.Module):
     def __init__(self, n_items: int, dim: int = 32, max_len: int = 19, blocks: int = 1, heads: int = 1):
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
-        self.net = _SASRecNetwork(n_items, dim, max_len, blocks, heads, dropout=0.0)
+        self.net = SASRecNetwork(n_items, dim, max_len, blocks, heads, dropout=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "Logits over the items at every position of `x`: ids (batch, length) or distributions (batch, length, items)."
@@ -269,7 +269,7 @@ def make_learner(model: str, vocabulary: int, length: int, dim: int = 32, blocks
     with torch_session(seed) as generator:
         if model == "sasrec":
             module = SoftSASRec(vocabulary, dim, length - 1, blocks, heads)
-            _xavier(module, generator)
+            xavier_init(module, generator)
         else: module = SoftLM(LMConfig(vocab_size=vocabulary, block_size=length - 1, n_layer=blocks, n_head=heads, n_embd=dim))
     return Learner(module.to(dtype))
 

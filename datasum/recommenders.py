@@ -28,9 +28,9 @@ from .data import Interactions, merge
 from .interface import PopRec, Recommender, RecommenderError, evaluate_ranking
 
 # %% auto #0
-__all__ = ['ease_weights', 'ease_weights_from_eigh', 'ease_weights_from_cholesky', 'EASE', 'TorchRecommender', 'MF', 'BiasOnly',
-           'MVAE', 'NeuMF', 'normalized_adjacency', 'LightGCN', 'padded_sequences', 'SequentialRecommender', 'SASRec',
-           'SVAE', 'lambda_figure']
+__all__ = ['ease_weights', 'ease_weights_from_eigh', 'ease_weights_from_cholesky', 'EASE', 'xavier_init', 'TorchRecommender',
+           'MF', 'BiasOnly', 'MVAE', 'NeuMF', 'normalized_adjacency', 'LightGCN', 'padded_sequences',
+           'SequentialRecommender', 'SASRecNetwork', 'SASRec', 'SVAE', 'lambda_figure']
 
 # %% ../nbs/03_recommenders.ipynb #dc97f510
 def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
@@ -123,7 +123,7 @@ def _ease_fit(self: EASE, train: Interactions, val: Interactions | None = None) 
 EASE.fit = _ease_fit
 
 # %% ../nbs/03_recommenders.ipynb #9de88642
-def _xavier(module: nn.Module, generator: torch.Generator) -> None:
+def xavier_init(module: nn.Module, generator: torch.Generator) -> None:
     "Xavier-uniform weights for every Embedding and Linear of `module` (biases and bias embeddings to zero)."
     for name, parameter in module.named_parameters():
         if parameter.dim() == 2 and parameter.shape[1] > 1: nn.init.xavier_uniform_(parameter, generator=generator)
@@ -160,7 +160,7 @@ class TorchRecommender(Recommender):
 def _initial_module(self: TorchRecommender, train: Interactions, generator: torch.Generator) -> nn.Module:
     "The network of `_build`, Xavier-initialised."
     module = self._build(train)
-    _xavier(module, generator)
+    xavier_init(module, generator)
     return module
 
 TorchRecommender._initial_module = _initial_module
@@ -628,7 +628,7 @@ class _SelfAttentionBlock(nn.Module):
         return (x + self.feed_forward(x)) * keep
 
 # %% ../nbs/03_recommenders.ipynb #fa806aee
-class _SASRecNetwork(nn.Module):
+class SASRecNetwork(nn.Module):
     "SASRec: item + position embeddings, `blocks` causal self-attention blocks, a final LayerNorm."
     def __init__(self, n_items: int, dim: int, max_len: int, blocks: int, heads: int, dropout: float):
         super().__init__()
@@ -658,7 +658,7 @@ class SASRec(SequentialRecommender):
         super().__init__(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
     def _build(self, train: Interactions) -> nn.Module:
-        return _SASRecNetwork(train.n_items, self.dim, self.max_len, self.blocks, self.heads, self.dropout)
+        return SASRecNetwork(train.n_items, self.dim, self.max_len, self.blocks, self.heads, self.dropout)
 
     def _next_item_scores(self, padded: torch.Tensor) -> np.ndarray:
         hidden = self.module_(padded)[:, -1, :]

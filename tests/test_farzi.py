@@ -8,7 +8,7 @@ import datasum.farzi as farzi
 from datasum.config import rng, torch_session
 from datasum.farzi import (FarziError, FarziSummary, Learner, SoftLM, SoftSASRec, adam_step, autograd_memory, distill_sequences,
                            make_learner, meta_gradient, real_windows, summary_distributions)
-from datasum.recommenders import _xavier, padded_sequences
+from datasum.recommenders import xavier_init, padded_sequences
 from datasum.text import LMConfig
 
 
@@ -24,7 +24,7 @@ def problem(model="sasrec", n_items=15, length=5, n=2):
     with torch_session(0) as generator:
         if model == "sasrec":
             module = SoftSASRec(n_items, dim=8, max_len=length - 1).double()
-            _xavier(module, generator)
+            xavier_init(module, generator)
         else:
             module = SoftLM(LMConfig(vocab_size=n_items, block_size=length - 1, n_layer=1, n_head=2, n_embd=8)).double()
         D = summary_distributions(torch.randn(n, length, 3, dtype=torch.float64), torch.randn(3, n_items, dtype=torch.float64))
