@@ -11,18 +11,20 @@ import ast
 import configparser
 import contextlib
 import hashlib
+import io
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['SCALES', 'ConfigError', 'parse_value', 'Knobs', 'settings_path', 'methods', 'settings', 'rng', 'threads',
            'set_threads', 'torch_threads', 'torch_session', 'project_root', 'figures_dir', 'cache_dir', 'current_umask',
-           'atomic_write', 'sha256_file']
+           'atomic_write', 'save_state', 'load_state', 'sha256_file']
 
 # %% ../nbs/00_config.ipynb #cd787941
 SCALES = ("smoke", "cpu", "paper")
@@ -176,6 +178,24 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+# %% ../nbs/00_config.ipynb #8e95db00
+def save_state(path: str | os.PathLike, key: str, state: dict, arrays: Sequence[str]) -> None:
+    "Write `state` atomically as a pickle-free .npz under `key`: the entries named in `arrays` as arrays, the rest as JSON."
+    meta = {name: value for name, value in state.items() if name not in arrays}
+    buffer = io.BytesIO()
+    np.savez(buffer, key=np.array(key), meta=np.array(json.dumps(meta)), **{name: np.asarray(state[name]) for name in arrays})
+    with atomic_write(path) as handle: handle.write(buffer.getvalue())
+
+# %% ../nbs/00_config.ipynb #9e4b0543
+def load_state(path: str | os.PathLike | None, key: str, arrays: Sequence[str]) -> dict | None:
+    "The state saved under `key` at `path`, or None (no file, a file of another run, or a damaged one)."
+    if path is None or not Path(path).is_file(): return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["key"]) != key: return None
+            return json.loads(str(stored["meta"])) | {name: stored[name] for name in arrays}
+    except (OSError, ValueError, KeyError): return None
 
 # %% ../nbs/00_config.ipynb #9d80a664
 def sha256_file(path: str | os.PathLike) -> str:

@@ -8,7 +8,6 @@ Docs: https://github.com/datasum/datasum/distill_cf.html.md"""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import sys
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from .config import atomic_write, rng
+from .config import load_state, rng, save_state
 from .data import Interactions, interactions_digest, positions
 from .infinite_ae import kernel_ridge, masked_hit_rate, ntk, ntk_matrix
 
@@ -271,7 +270,7 @@ def distill(train: Interactions, budget: int, val: Interactions | None = None, s
     path = None if checkpoint is None else Path(checkpoint)
     run_key = None if path is None else _run_key(train, val, init, settings)
     key = jax.random.key(seed)
-    state = None if path is None else _load_state(path, run_key)
+    state = None if path is None else load_state(path, run_key, _STATE_ARRAYS)
     if state is None:
         start = np.asarray(init, np.float32) if init is not None else context[rng(seed, "distill-init").choice(len(active), budget, replace=False)].toarray()
         lam = select_lambda(start, context, val_rows, lambdas)[0]
@@ -289,7 +288,7 @@ def distill(train: Interactions, budget: int, val: Interactions | None = None, s
         if step not in schedule: continue
         state = _validate(state, step, logits, first, second, float(loss), context, val_rows, tau, gamma, lambdas, patience, steps, key)
         bar.set_postfix({"HR@100": f"{state['history'][-1]['HR@100']:.4f}"})
-        if path is not None: _save_state(path, run_key, state)
+        if path is not None: save_state(path, run_key, state, _STATE_ARRAYS)
     bar.close()
     return Summary(np.asarray(state["best_matrix"], np.float32), np.asarray(state["best_logits"], np.float32), train.item_ids,
                    float(state["best_lam"]), int(state["best_step"]), list(state["history"]))
@@ -301,25 +300,8 @@ def _run_key(train: Interactions, val: Interactions, init, settings: dict) -> st
     if init is not None: digest.update(np.ascontiguousarray(init, np.float32).tobytes())
     return digest.hexdigest()[:32]
 
-# %% ../nbs/31_distill_cf.ipynb #1a1cee6f
+# %% ../nbs/31_distill_cf.ipynb #b0f95d7a
 _STATE_ARRAYS = ("logits", "first", "second", "best_matrix", "best_logits")
-
-def _save_state(path: Path, key: str, state: dict) -> None:
-    "Write the run's state atomically as a pickle-free .npz."
-    meta = {k: v for k, v in state.items() if k not in _STATE_ARRAYS}
-    buffer = io.BytesIO()
-    np.savez(buffer, key=np.array(key), meta=np.array(json.dumps(meta)), **{k: np.asarray(state[k]) for k in _STATE_ARRAYS})
-    with atomic_write(path) as handle: handle.write(buffer.getvalue())
-
-# %% ../nbs/31_distill_cf.ipynb #8f11e26f
-def _load_state(path: Path | None, key: str) -> dict | None:
-    "The saved state of the run `key`, or None (no file, or a file of another run)."
-    if path is None or not Path(path).is_file(): return None
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            if str(stored["key"]) != key: return None
-            return json.loads(str(stored["meta"])) | {k: stored[k] for k in _STATE_ARRAYS}
-    except (OSError, ValueError, KeyError): return None
 
 # %% ../nbs/31_distill_cf.ipynb #44d2d87d
 def summary_metrics(support: np.ndarray, split, lambdas: Sequence[float] = DISTILL_LAMBDAS, ks: Sequence[int] = (10, 100),

@@ -391,7 +391,7 @@ def tau_rows(full: "pd.DataFrame", sampled: "pd.DataFrame", metrics) -> list[dic
     both = full.merge(sampled, on="algorithm", how="inner", suffixes=("", "_sample"))
     rows = []
     for metric in metrics:
-        pair = both[[metric, f"{metric}_sample"]].dropna()
+        pair = both.reindex(columns=[metric, f"{metric}_sample"]).dropna()   # a metric no fit reported: no pairs
         tau = kendall_tau(pair[metric], pair[f"{metric}_sample"]) if len(pair) >= 2 else float("nan")
         rows.append({"metric": metric, "tau": tau, "algorithms": len(pair)})
     return rows
