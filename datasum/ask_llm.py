@@ -42,7 +42,7 @@ __all__ = ['PROMPT', 'DTYPES', 'SMOLLM2', 'SMOLLM2_FILE', 'SCORERS', 'OUTPUT_FOR
            'convergence_figure', 'rate_figure', 'compare_samplers', 'oracle_scores', 'simulation_figure',
            'rank_correlations', 'correlation_figure', 'acceptance_rates', 'acceptance_figure', 'read_documents',
            'output_format', 'write_scores', 'read_scores', 'LazyScorer', 'judge_key', 'lazy_scorer', 'check_scorer',
-           'score_table', 'score_file', 'add_arguments']
+           'score_table', 'resumed_scores', 'score_file', 'add_arguments']
 
 # %% ../nbs/20_ask_llm.ipynb #42e9aae1
 PROMPT = """###
@@ -524,10 +524,10 @@ def acceptance_figure(table: pd.DataFrame, rate: float, judge_label: str) -> "ma
     return fig
 
 # %% ../nbs/20_ask_llm.ipynb #f6630c86
-def read_documents(path: str | os.PathLike) -> pd.DataFrame:
-    "Read a JSON-lines file of documents (strings or objects with `text` and optional `id`) into `id, text`."
+def read_documents(path: str | os.PathLike, lines: bool = False) -> pd.DataFrame:
+    "Read a JSON-lines file of documents (strings or objects with `text` and optional `id`) into `id, text` (with `lines`, also `line`: its number, and `raw`: its bytes)."
     path = Path(path)
-    ids, texts, damaged = [], [], 0
+    ids, texts, numbers, raws, damaged = [], [], [], [], 0
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             line = as_text(raw)
@@ -538,9 +538,11 @@ def read_documents(path: str | os.PathLike) -> pd.DataFrame:
             if isinstance(record, str): record = {"text": record}
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise UsageError(f"{path}, line {number}: expected a JSON string or an object with a 'text' string")
-            ids.append(str(record.get("id", number))); texts.append(record["text"])
+            ids.append(str(record.get("id", number))); texts.append(record["text"]); numbers.append(number); raws.append(raw)
     if damaged: print(f"warning: {damaged} line(s) of {path} were not valid UTF-8; invalid bytes became U+FFFD", file=sys.stderr)
-    return pd.DataFrame({"id": ids, "text": texts})
+    frame = pd.DataFrame({"id": ids, "text": texts})
+    if lines: frame["line"], frame["raw"] = numbers, raws
+    return frame
 
 # %% ../nbs/20_ask_llm.ipynb #9729c618
 OUTPUT_FORMATS = (".parquet", ".csv", ".jsonl")
@@ -650,6 +652,16 @@ def score_table(frame: pd.DataFrame, scores: np.ndarray, name: str, key: str) ->
     return pd.DataFrame({"id": frame.id[done], "key": frame.key[done], "score": scores[done],
                          "scorer": name, "scorer_key": key}).reset_index(drop=True)
 
+# %% ../nbs/20_ask_llm.ipynb #23235fb4
+def resumed_scores(frame: pd.DataFrame, scorer, output: Path) -> np.ndarray:
+    "Key `frame`'s documents by content hash (a `key` column); the scores `output` already holds for them from the same scorer, NaN elsewhere."
+    frame["key"] = [content_hash(t) for t in frame.text]
+    if not output.exists(): return np.full(len(frame), np.nan)
+    previous = read_scores(output)
+    check_scorer(previous, scorer.name, lambda: scorer.key, output)
+    done = dict(zip(zip(previous.id, previous.key), previous.score))
+    return np.array([done.get(pair, np.nan) for pair in zip(frame.id, frame.key)])
+
 # %% ../nbs/20_ask_llm.ipynb #05c24be6
 def score_file(scorer, documents: str | os.PathLike, output: str | os.PathLike, flush: int = 64, progress: bool = True) -> pd.DataFrame:
     "Score every document of a JSON-lines file into `output` (.parquet, .csv or .jsonl), resuming from the same scorer's scores there."
@@ -659,13 +671,7 @@ def score_file(scorer, documents: str | os.PathLike, output: str | os.PathLike, 
     if flush < 1: raise UsageError(f"flush must be a whole number >= 1, got {flush}")
     frame = read_documents(documents)
     if frame.empty: raise UsageError(f"{documents}: no documents; expected one JSON string or object with a 'text' string per line")
-    frame["key"] = [content_hash(t) for t in frame.text]
-    scores = np.full(len(frame), np.nan)
-    if output.exists():
-        previous = read_scores(output)
-        check_scorer(previous, scorer.name, lambda: scorer.key, output)
-        done = dict(zip(zip(previous.id, previous.key), previous.score))
-        scores = np.array([done.get(pair, np.nan) for pair in zip(frame.id, frame.key)])
+    scores = resumed_scores(frame, scorer, output)
     todo = np.flatnonzero(np.isnan(scores))
     if len(todo):   # only now is a judge loaded
         loaded = scorer.load() if isinstance(scorer, LazyScorer) else scorer
@@ -689,7 +695,9 @@ EXAMPLES = """examples:
   datasum score --scorer random --seed 1 docs.jsonl scores.csv
   datasum score --model ./my-model --dtype bfloat16 docs.jsonl scores.jsonl
   datasum score docs.jsonl scores.parquet                  # again, after an interruption: resumes
-  datasum score --scorer density emb.npy scores.parquet    # density of embeddings (datasum embed), by datasum.density"""
+  datasum score --scorer density emb.npy scores.parquet    # density of embeddings (datasum embed), by datasum.density
+  datasum score --engine ray --workers 4 docs.parquet scores.parquet   # on a local Ray (pip install 'datasum[ray]'), by datasum.ray_data
+  datasum score --engine ray --address ray://head:10001 docs.jsonl scores.parquet   # on a Ray cluster"""
 
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
@@ -702,15 +710,22 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
             if value is None: os.environ.pop(name, None)
             else: os.environ[name] = value
 
-def _density_command(args: argparse.Namespace) -> int:
-    "Hand `datasum score --scorer density` (a .npy of embeddings) to `datasum.density`, imported only now."
-    try: from datasum.density import score_embeddings_command
+_HANDOVERS = {"density": ("datasum.density", "score_embeddings_command", "--scorer density", "nbs/21_density"),
+              "ray": ("datasum.ray_data", "score_command", "--engine ray", "nbs/22_ray_data")}
+
+def _hand_over(args: argparse.Namespace, name: str) -> int:
+    "Hand `datasum score` to another module's handler (`_HANDOVERS`), imported only now: the default path imports neither it nor ray."
+    import importlib
+    module, function, option, notebook = _HANDOVERS[name]
+    try: handler = getattr(importlib.import_module(module), function)
     except ImportError as error:
-        raise UsageError(f"--scorer density needs the module datasum.density (nbs/21_density), which cannot be imported: {error}") from None
-    return score_embeddings_command(args)
+        raise UsageError(f"{option} needs the module {module} ({notebook}), which cannot be imported: {error}") from None
+    return handler(args)
 
 def _score_command(args: argparse.Namespace) -> int:
-    if args.scorer == "density": return _density_command(args)
+    if args.scorer == "density": return _hand_over(args, "density")
+    if args.engine == "ray": return _hand_over(args, "ray")
+    if args.address is not None or args.workers is not None: raise UsageError("--address and --workers need --engine ray")
     quiet = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"} if args.quiet else {}  # transformers' own bars (reading a GGUF file) too
     scorer = lazy_scorer(args.scorer, args.model, args.batch_size, args.max_doc_tokens, args.seed, args.dtype)
     try:
@@ -740,6 +755,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "where native); part of the scorer key")
     parser.add_argument("--flush", type=positive_int, default=64, help="rewrite the output every N documents (a resume starts there)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random scorer")
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="local: this process; ray: Ray Data, one judge per worker (pip install 'datasum[ray]'); same scores")
+    parser.add_argument("--address", default=None, help="--engine ray: the Ray cluster to join (e.g. ray://head:10001); default: a local Ray on this machine's cores")
+    parser.add_argument("--workers", type=positive_int, default=None, help="--engine ray: judge actors (density: sketching tasks); default: one per CPU of the Ray")
     try: from datasum.density import add_density_score_arguments   # its sketch options, when the module is there
     except ImportError: pass
     else: add_density_score_arguments(parser)

@@ -442,28 +442,25 @@ def score_embeddings_command(args: argparse.Namespace) -> int:
     rows, width = getattr(args, "rows", DEFAULT_ROWS), getattr(args, "width", DEFAULT_WIDTH)
     bandwidth = getattr(args, "bandwidth", DEFAULT_BANDWIDTH)
     if not (math.isfinite(bandwidth) and bandwidth > 0): raise UsageError(f"--bandwidth must be a number > 0, got {bandwidth}")
-    density = scores(vectors, rows, width, bandwidth, args.seed, progress=not args.quiet)
+    engine = getattr(args, "engine", "local")
+    if engine != "ray" and (getattr(args, "address", None) is not None or getattr(args, "workers", None) is not None):
+        raise UsageError("--address and --workers need --engine ray")
+    if engine == "ray":   # imported only now: the default path never imports ray
+        from datasum.ray_data import density_command_scores
+        density = density_command_scores(source, rows, width, bandwidth, args.seed, args)
+    else: density = scores(vectors, rows, width, bandwidth, args.seed, progress=not args.quiet)
     key = density_key(rows, width, bandwidth, args.seed)
     write_scores(pd.DataFrame({"id": names.id, "key": names.key, "score": density, "scorer": "density", "scorer_key": key}), output)
-    if not args.quiet: print(f"datasum score: density of {len(density):,} documents ({rows} x {width} sketch, bandwidth {bandwidth:g}) -> {output}", file=sys.stderr)
+    if not args.quiet: print(f"datasum score: density of {len(density):,} documents ({rows} x {width} sketch, bandwidth {bandwidth:g}"
+                              f"{', on ray' if engine == 'ray' else ''}) -> {output}", file=sys.stderr)
     return 0
 
 # %% ../nbs/21_density.ipynb #687d0395
 def document_lines(path: str | os.PathLike) -> list[tuple[int, bytes, str, str]]:
-    "The documents of a JSON-lines file as (line number, the line's bytes, id, text); ids as `datasum.ask_llm.read_documents` gives them."
-    from datasum.text import as_text
-    path, out = Path(path), []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = as_text(raw)
-            if not line.strip(): continue
-            try: record = json.loads(line)
-            except json.JSONDecodeError as error: raise UsageError(f"{path}, line {number}: not JSON ({error.msg})") from None
-            if isinstance(record, str): record = {"text": record}
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise UsageError(f"{path}, line {number}: expected a JSON string or an object with a 'text' string")
-            out.append((number, raw, str(record.get("id", number)), record["text"]))
-    return out
+    "The documents of a JSON-lines file as (line number, the line's bytes, id, text), read by `datasum.ask_llm.read_documents`."
+    from datasum.ask_llm import read_documents
+    frame = read_documents(path, lines=True)
+    return list(zip(frame.line.tolist(), frame.raw.tolist(), frame.id.tolist(), frame.text.tolist()))
 
 # %% ../nbs/21_density.ipynb #fa4291ed
 def sample_by_score_command(args: argparse.Namespace) -> int:
