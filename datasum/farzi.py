@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .config import atomic_write, rng, torch_session
+from .config import atomic_write, load_state, rng, save_state, torch_session
 from .recommenders import SASRec, SASRecNetwork, xavier_init, padded_sequences
 from .text import LMConfig, TinyLM
 
@@ -33,7 +33,7 @@ from .text import LMConfig, TinyLM
 __all__ = ['META_METHODS', 'MODELS', 'POOLS', 'DISTILL_SEQUENCES_EPILOG', 'summary_distributions', 'SoftSASRec', 'SoftLM',
            'soft_cross_entropy', 'Learner', 'safe_sqrt', 'adam_step', 'train_adam', 'unrolled_adam', 'reverse_adam',
            'MetaGradient', 'meta_gradient', 'autograd_memory', 'FarziError', 'FarziSummary', 'make_learner',
-           'real_windows', 'weight_pool', 'distill_sequences', 'fit_sasrec', 'add_arguments']
+           'real_windows', 'token_blocks', 'weight_pool', 'distill_sequences', 'fit_sasrec', 'fit_lm', 'add_arguments']
 
 # %% ../nbs/32_farzi.ipynb #3cedea4b
 def summary_distributions(latent: torch.Tensor, decoder: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -280,6 +280,13 @@ def real_windows(sequences: Sequence[np.ndarray], length: int, model: str = "sas
     inputs = padded[:, :-1] if model == "sasrec" else (padded[:, :-1] - 1).clamp_min(0)
     return inputs, padded[:, 1:] - 1
 
+# %% ../nbs/32_farzi.ipynb #a0b31f98
+def token_blocks(tokens: np.ndarray, length: int) -> np.ndarray:
+    "The token stream cut into consecutive blocks of `length` tokens: (n, length) int64; the tail that fills no block is dropped."
+    if not isinstance(length, (int, np.integer)) or length < 2: raise FarziError(f"length must be a whole number >= 2, got {length!r}")
+    tokens = np.asarray(tokens, np.int64)
+    return tokens[:len(tokens) // length * length].reshape(-1, length)
+
 # %% ../nbs/32_farzi.ipynb #f744538d
 POOLS = ("random", "pretrained")
 
@@ -323,21 +330,7 @@ def _run_key(sequences, settings: dict) -> str:
     for s in sequences: digest.update(np.asarray(s, np.int64).tobytes() + b"|")
     return digest.hexdigest()[:32]
 
-def _load_state(path: Path | None, key: str) -> dict | None:
-    "The saved state of run `key`, or None."
-    if path is None or not Path(path).is_file(): return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if str(f["key"]) != key: return None
-            return {"step": int(f["step"]), "history": json.loads(str(f["history"])), **{k: f[k] for k in ("outer", "first", "second")}}
-    except (OSError, ValueError, KeyError): return None
-
-def _save_state(path: Path, key: str, state: dict) -> None:
-    "Write the state of a run atomically (pickle-free .npz)."
-    buffer = io.BytesIO()
-    np.savez(buffer, key=np.array(key), step=np.int64(state["step"]), history=np.array(json.dumps(state["history"])),
-             **{k: np.asarray(state[k]) for k in ("outer", "first", "second")})
-    with atomic_write(path) as handle: handle.write(buffer.getvalue())
+_STATE_ARRAYS = ("outer", "first", "second")
 
 # %% ../nbs/32_farzi.ipynb #1bcbd19f
 def distill_sequences(sequences: Sequence[np.ndarray], n_sequences: int, length: int, vocabulary: int | None = None,
@@ -362,7 +355,7 @@ def distill_sequences(sequences: Sequence[np.ndarray], n_sequences: int, length:
         inputs, targets = real_windows(sequences, length, model)
         initial = weight_pool(pool, make, pool_size, inputs, targets, pretrain_steps, batch=real_batch, seed=seed)
         learner, shape = make(seed), (n_sequences * length * latent_dim, latent_dim * vocabulary)
-        state = _load_state(path, key)
+        state = load_state(path, key, _STATE_ARRAYS)
         if state is None:
             draw = rng(seed, "farzi-summary")
             start = np.concatenate([draw.standard_normal(shape[0]), draw.standard_normal(shape[1]) / math.sqrt(latent_dim)])
@@ -383,7 +376,7 @@ def distill_sequences(sequences: Sequence[np.ndarray], n_sequences: int, length:
             state = {"step": step, "history": [*state["history"], {"step": step, "loss": result.loss}], "outer": outer.numpy(),
                      "first": first.numpy(), "second": second.numpy()}
             bar.update(1); bar.set_postfix({"real loss": f"{result.loss:.3f}"})
-            if path is not None and (step % save_every == 0 or step == steps): _save_state(path, key, state)
+            if path is not None and (step % save_every == 0 or step == steps): save_state(path, key, state, _STATE_ARRAYS)
         bar.close()
     outer = np.asarray(state["outer"], np.float32)
     return FarziSummary(outer[:shape[0]].reshape(n_sequences, length, latent_dim), outer[shape[0]:].reshape(latent_dim, vocabulary),
@@ -416,6 +409,32 @@ def fit_sasrec(data: np.ndarray | torch.Tensor, split, length: int, dim: int = 3
         module.load_state_dict(best_state)
     recommender.best_validation_ = best
     return recommender
+
+# %% ../nbs/32_farzi.ipynb #26e9d712
+def fit_lm(data: np.ndarray | torch.Tensor, vocabulary: int, length: int, validation: np.ndarray, dim: int = 32, blocks: int = 1,
+           heads: int = 1, steps: int = 200, lr: float = 3e-3, batch: int = 32, validate_every: int = 50, seed: int = 0,
+           threads: int | None = None) -> TinyLM:
+    "The tiny LM trained with Adam on distributions (n, length, V) or token blocks (n, length), best on the validation stream's perplexity."
+    import copy
+    from datasum.text import perplexity
+    x = torch.as_tensor(data)
+    if x.dtype.is_floating_point and x.shape[-1] != vocabulary:
+        raise FarziError(f"the summary is over {x.shape[-1]} tokens, the vocabulary has {vocabulary}")
+    with torch_session(seed, threads):
+        module = make_learner("lm", vocabulary, length, dim, blocks, heads, seed).module
+        optimizer, draw, best, best_state = torch.optim.Adam(module.parameters(), lr=lr), rng(seed, "farzi-fit-lm"), math.inf, None
+        for step in range(1, steps + 1):
+            rows = torch.from_numpy(np.sort(draw.choice(len(x), min(batch, len(x)), replace=False)))
+            logits = module(x[rows, :-1])
+            loss = (soft_cross_entropy(logits, x[rows, 1:]) if x.dtype.is_floating_point else
+                    F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[rows, 1:].reshape(-1)))
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+            if step % validate_every and step != steps: continue
+            value = perplexity(module.lm, validation)
+            if value < best: best, best_state = value, copy.deepcopy(module.state_dict())
+        module.load_state_dict(best_state)
+    module.lm.best_validation_ = best
+    return module.lm
 
 # %% ../nbs/32_farzi.ipynb #a4667ee1
 import argparse

@@ -169,3 +169,56 @@ def test_reverse_memory_is_flat_in_T():
         return memory["peak"]
     assert peak("reverse", 16) < 1.05 * peak("reverse", 4)
     assert peak("unrolled", 16) > 3 * peak("unrolled", 4)
+
+
+# The text path: a token stream cut into blocks, distilled for the tiny LM, which trains on the summary.
+STREAM = np.tile(rng(7).integers(0, 40, 30), 12)   # a periodic token stream over a vocabulary of 40
+TEXT = dict(model="lm", dim=8, heads=2, latent_dim=3, steps=3, inner_steps=2, lr=0.1, inner_lr=3e-3, real_batch=8, pool_size=2)
+
+
+def test_token_blocks():
+    blocks = farzi.token_blocks(np.arange(11, dtype=np.int32), 4)
+    assert blocks.dtype == np.int64 and blocks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    inputs, targets = real_windows(list(blocks), 4, "lm")
+    assert inputs.tolist() == blocks[:, :-1].tolist() and targets.tolist() == blocks[:, 1:].tolist()
+    with pytest.raises(FarziError, match="length must be a whole number >= 2"):
+        farzi.token_blocks(np.arange(11), 1)
+
+
+def test_text_summary_rows_are_distributions_over_the_vocabulary():
+    summary = distill_sequences(list(farzi.token_blocks(STREAM, 6)), 3, 6, 40, **TEXT)
+    D = summary.distributions()
+    assert D.shape == (3, 6, 40) and (D >= 0).all()
+    np.testing.assert_allclose(D.sum(-1), 1, rtol=1e-5)
+    assert summary.sequences().max() < 40
+
+
+@pytest.mark.parametrize("steps", [2, 4])
+def test_text_meta_gradient_equals_unrolled_autodiff(steps):
+    learner = make_learner("lm", 40, 6, dim=8, heads=2, seed=0, dtype=torch.float64)
+    with torch_session(0):
+        D = summary_distributions(torch.randn(2, 6, 3, dtype=torch.float64), torch.randn(3, 40, dtype=torch.float64))
+    inputs, targets = real_windows(list(farzi.token_blocks(STREAM, 6)[:8]), 6, "lm")
+    w0 = learner.flat()
+    ours = meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method="reverse")
+    exact = meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method="unrolled")
+    assert relative(ours.data, exact.data) < 1e-8 and relative(ours.weights, exact.weights) < 1e-8 and relative(ours.lr, exact.lr) < 1e-8
+
+
+def test_text_path_is_deterministic_by_seed():
+    blocks = list(farzi.token_blocks(STREAM, 6))
+    a, b = (distill_sequences(blocks, 2, 6, 40, **TEXT, seed=3) for _ in range(2))
+    np.testing.assert_array_equal(a.latent, b.latent)
+    np.testing.assert_array_equal(a.decoder, b.decoder)
+    assert not np.array_equal(a.latent, distill_sequences(blocks, 2, 6, 40, **TEXT, seed=4).latent)
+    fit = lambda data, seed: farzi.fit_lm(data, 40, 6, STREAM[:61], dim=8, heads=2, steps=6, validate_every=3, seed=seed)
+    first, second = fit(torch.from_numpy(a.distributions()), 1), fit(torch.from_numpy(a.distributions()), 1)
+    assert all(torch.equal(p, q) for p, q in zip(first.parameters(), second.parameters()))
+    assert first.best_validation_ == second.best_validation_
+
+
+def test_fit_lm_learns_real_blocks_and_checks_the_vocabulary():
+    lm = farzi.fit_lm(farzi.token_blocks(STREAM, 9), 40, 9, STREAM[:200], dim=16, steps=60, lr=1e-2, validate_every=20)
+    assert lm.best_validation_ < 10          # a periodic stream: far below the vocabulary's 40
+    with pytest.raises(FarziError, match="over 30 tokens, the vocabulary has 40"):
+        farzi.fit_lm(torch.full((2, 9, 30), 1 / 30), 40, 9, STREAM[:200], steps=1)
