@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import NoReturn
 
 # %% auto #0
-__all__ = ['UsageError', 'one_line', 'HelpFormatter', 'ArgumentParser', 'share', 'positive_int', 'output_path', 'MissingExtra',
-           'require', 'report_error', 'run_handler']
+__all__ = ['UsageError', 'one_line', 'HelpFormatter', 'ArgumentParser', 'share', 'positive_int', 'positive_number', 'output_path',
+           'MissingExtra', 'require', 'report_error', 'run_handler']
 
 # %% ../nbs/00c_cli.ipynb #64774298
 class UsageError(ValueError):
@@ -52,6 +52,14 @@ def positive_int(text: str) -> int:
     try: value = int(text)
     except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
     if value < 1: raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+# %% ../nbs/00c_cli.ipynb #376e6c7d
+def positive_number(text: str) -> float:
+    "An argparse type: a finite number > 0."
+    try: value = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0): raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 # %% ../nbs/00c_cli.ipynb #ce2e493e

@@ -103,7 +103,7 @@ class RaceSketch:
             bucket.ravel()[part] = np.floor(exact)
         if largest < self.width:                                # the usual case: one wrap at most, for negative buckets
             index = bucket.astype(np.int32)
-            np.add(index, self.width, out=index, where=bucket < 0)
+            index += (index >> 31) & self.width                 # + width where negative (the sign bit as a mask; a masked add is slower)
             return index
         index = bucket.astype(np.int64)
         np.remainder(index, self.width, out=index)

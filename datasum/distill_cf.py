@@ -336,7 +336,7 @@ def on_one_index(synthetic: Interactions, *real: Interactions) -> tuple[Interact
 # %% ../nbs/31_distill_cf.ipynb #a01f1050
 import argparse
 
-from .cli import UsageError, output_path, positive_int
+from .cli import UsageError, output_path, positive_int, positive_number
 from .data import TABLE_FORMATS, Table, read_user_table, table_format, typed_column, write_user_table
 
 def synthetic_ids(real_ids: np.ndarray, budget: int) -> np.ndarray:
@@ -356,14 +356,6 @@ def summary_table(summary: Summary, table: Table, user_ids: np.ndarray, binary: 
     if not binary: columns["weight"] = matrix[users, items].astype(np.float64)
     types = {c: table.types[c] for c in columns if c in table.types} | ({} if binary else {"weight": "float"})
     return Table(pd.DataFrame(columns), table.path, table.format, {"user": table.roles["user"], "item": table.roles["item"]}, table.sep, None, types)
-
-# %% ../nbs/31_distill_cf.ipynb #8dfab6d4
-def _finite_positive(text: str) -> float:
-    "An argparse type: a finite number > 0."
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0): raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
 
 # %% ../nbs/31_distill_cf.ipynb #b95c171a
 def _distill_command(args: argparse.Namespace) -> int:
@@ -403,9 +395,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--binary", action="store_true", help="write the binarised view (user, item pairs) instead of weights")
     parser.add_argument("--steps", type=positive_int, default=500, help="outer Adam steps")
     parser.add_argument("--gamma", type=positive_int, default=200, help="Gumbel samples per synthetic user and step")
-    parser.add_argument("--tau", type=_finite_positive, default=10.0, help="Gumbel-softmax temperature")
+    parser.add_argument("--tau", type=positive_number, default=10.0, help="Gumbel-softmax temperature")
     parser.add_argument("--penalty", type=float, default=1e-3, help="weight of the cardinality penalty (sparser with more)")
-    parser.add_argument("--lr", type=_finite_positive, default=0.04, help="Adam learning rate")
+    parser.add_argument("--lr", type=positive_number, default=0.04, help="Adam learning rate")
     parser.add_argument("--patience", type=positive_int, default=150, help="stop after this many steps without a better validation HR@100")
     parser.add_argument("--validate-every", type=positive_int, default=40, help="validate every this many steps (and at 25, 50, ..., 200)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial users, the hold-out and the noise")

@@ -370,7 +370,7 @@ def distill_sequences(sequences: Sequence[np.ndarray], n_sequences: int, length:
             D = summary_distributions(latent, decoder, temperature)
             result = meta_gradient(learner, w0, D, inner_lr, inner_steps, inputs[rows], targets[rows], method)
             if not (math.isfinite(result.loss) and torch.isfinite(result.data).all()):
-                raise FarziError(f"the meta-gradient became NaN at step {step} (try a smaller inner_lr or fewer inner_steps)")
+                raise FarziError(f"the meta-gradient became NaN at step {step} (reversing Adam in float32 loses precision as (1/beta1)^T: try dtype=torch.float64, fewer inner_steps or a smaller inner_lr)")
             grad = torch.autograd.grad(D, parameters, grad_outputs=result.data.to(D.dtype))[0].to(torch.float64)
             outer, first, second = adam_step(outer, first, second, grad, step, lr)
             state = {"step": step, "history": [*state["history"], {"step": step, "loss": result.loss}], "outer": outer.numpy(),
@@ -439,7 +439,7 @@ def fit_lm(data: np.ndarray | torch.Tensor, vocabulary: int, length: int, valida
 # %% ../nbs/32_farzi.ipynb #a4667ee1
 import argparse
 
-from .cli import UsageError, output_path, positive_int
+from .cli import UsageError, output_path, positive_int, positive_number
 from .data import read_user_table
 
 def _user_sequences(path: str, user: str, item: str, time: str | None, sep: str | None) -> tuple[list[np.ndarray], np.ndarray, int]:
@@ -483,13 +483,6 @@ The .npz holds latent (sequences x length x d), decoder (d x items), temperature
 ids) and sequences (the most likely item at each position). Interrupted runs resume from the state file
 when the same command is given again."""
 
-def _finite_positive(text: str) -> float:
-    "An argparse type: a finite number > 0."
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0): raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
 def _length(text: str) -> int:
     "An argparse type: a whole number >= 2."
     value = positive_int(text)
@@ -505,10 +498,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length", type=_length, default=50, help="positions per synthetic sequence (and real window)")
     parser.add_argument("--steps", type=positive_int, default=100, help="outer Adam steps")
     parser.add_argument("--inner-steps", type=positive_int, default=10, help="inner Adam steps T of SASRec on the summary")
-    parser.add_argument("--lr", type=_finite_positive, default=0.01, help="outer learning rate")
-    parser.add_argument("--inner-lr", type=_finite_positive, default=0.01, help="inner learning rate")
+    parser.add_argument("--lr", type=positive_number, default=0.01, help="outer learning rate")
+    parser.add_argument("--inner-lr", type=positive_number, default=0.01, help="inner learning rate")
     parser.add_argument("--latent-dim", type=positive_int, default=8, help="latent dimension d of the factorised summary")
-    parser.add_argument("--temperature", type=_finite_positive, default=1.0, help="softmax temperature of the summary")
+    parser.add_argument("--temperature", type=positive_number, default=1.0, help="softmax temperature of the summary")
     parser.add_argument("--dim", type=positive_int, default=32, help="SASRec's embedding size")
     parser.add_argument("--real-batch", type=positive_int, default=256, help="real sequences per outer step")
     parser.add_argument("--pool", choices=POOLS, default="random", help="initial weights: random, or checkpoints of real-data training")
