@@ -323,16 +323,19 @@ class ScoreCache:
         self.refresh()
         return {k: self._scores[k] for k in keys if k in self._scores}
 
-    def put(self, scores: dict[str, float]) -> None:
-        "Add scores as a new shard (atomic)."
-        if not scores: return
+    def put(self, scores: dict[str, float], ids: Sequence | None = None, scorer_key: str | None = None) -> Path | None:
+        "Add scores as a new shard (atomic), with the documents' `ids` and the `scorer_key` as columns when given; its path."
+        if not scores: return None
         frame = pd.DataFrame({"key": list(scores), "score": np.asarray(list(scores.values()), np.float64)})
+        if ids is not None: frame.insert(0, "id", list(ids))
+        if scorer_key is not None: frame["scorer_key"] = scorer_key
         name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         with atomic_write(self.folder / name) as handle: handle.write(buffer.getvalue())
         self._scores.update(scores)
         self._seen.add(name)
+        return self.folder / name
 
     def __len__(self) -> int: return len(self.refresh()._scores)
 

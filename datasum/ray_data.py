@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
 import math
 import os
 import re
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -26,7 +23,7 @@ import pandas as pd
 from .ask_llm import (LazyScorer, ScoreCache, output_format, read_documents, resumed_scores, score_table,
                              write_scores)
 from .cli import UsageError, output_path, require
-from .config import atomic_write, cache_dir, torch_threads
+from .config import cache_dir, torch_threads
 from .density import RaceSketch, _shift_row
 from .text import content_hash
 
@@ -111,12 +108,8 @@ class JudgeActor:
 # %% ../nbs/22_ray_data.ipynb #c502de75
 def put_shard(folder: str | os.PathLike, scores: pd.DataFrame, scorer_key: str) -> Path:
     "Write `id, key, score` (one row per content hash) and the scorer key as a new ScoreCache shard in `folder`, atomically; its path."
-    rows = scores.drop_duplicates("key")[["id", "key", "score"]].assign(scorer_key=scorer_key)
-    path = Path(folder) / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-    buffer = io.BytesIO()
-    rows.to_parquet(buffer, index=False)
-    with atomic_write(path) as handle: handle.write(buffer.getvalue())
-    return path
+    rows = scores.drop_duplicates("key")
+    return ScoreCache(folder).put(dict(zip(rows.key, rows.score)), ids=rows.id.tolist(), scorer_key=scorer_key)
 
 # %% ../nbs/22_ray_data.ipynb #c8dcac85
 def _run_groups(ray, groups: list[pd.DataFrame], scorer, workers: int, folder: Path, key: str, progress: bool, threads: int) -> dict[str, float]:
