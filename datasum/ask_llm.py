@@ -404,9 +404,9 @@ def tier_separation(quality: Sequence[str], scores: dict[str, np.ndarray]) -> pd
     return pd.DataFrame(rows)
 
 # %% ../nbs/20_ask_llm.ipynb #068733a7
-def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "",
-                       reference: dict[str, float] | None = None) -> "matplotlib.figure.Figure":
-    "Held-out perplexity against training steps for each sampler at `rate` and for the full data (one colour per sampler, one line per seed)."
+def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "", reference: dict[str, float] | None = None,
+                       ylabel: str = "held-out perplexity") -> "matplotlib.figure.Figure":
+    "Held-out (`ylabel`) perplexity against training steps for each sampler at `rate` and for the full data (one colour per sampler, one line per seed)."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.8))
     colours, labelled = {}, set()
@@ -417,7 +417,7 @@ def convergence_figure(runs: dict, rate: float, judge_label: str, title: str = "
         labelled.add(sampler)
         ax.plot(history.step, history.eval_ppl, marker="o", ms=3, lw=1, color=colour, label=label)
     for name, value in (reference or {}).items(): ax.axhline(value, ls="--", lw=1, color="grey", label=name)
-    ax.set(xlabel="training step (same token budget for every run)", ylabel="held-out perplexity", yscale="log",
+    ax.set(xlabel="training step (same token budget for every run)", ylabel=ylabel, yscale="log",
            title=title or f"Convergence at a {rate:.0%} sample (one line per seed)")
     ax.text(0.99, 0.98, f"Ask-LLM judge: {judge_label}", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     ax.grid(True, alpha=0.3); ax.legend(fontsize=7)
@@ -435,7 +435,7 @@ def rate_figure(final: pd.DataFrame, judge_label: str, unigram: float | None = N
         ax.errorbar(x, frame.heldout_ppl, yerr=bars, marker="o", capsize=3, label=sampler)
     if unigram is not None: ax.axhline(unigram, ls="--", lw=1, color="grey", label="unigram")
     seeds = int(final.seeds.max()) if "seeds" in final else 1
-    ax.set(xlabel="sampling rate (%)", ylabel="final held-out perplexity",
+    ax.set(xlabel="sampling rate (%)", ylabel="test perplexity (best validation step)",
            title=f"Sampling rate vs quality (same token budget; mean ± std over {seeds} seed{'s' * (seeds > 1)})")
     ax.text(0.99, 0.98, f"Ask-LLM judge: {judge_label}", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     ax.grid(True, alpha=0.3); ax.legend(fontsize=7)
@@ -443,13 +443,14 @@ def rate_figure(final: pd.DataFrame, judge_label: str, unigram: float | None = N
     return fig
 
 # %% ../nbs/20_ask_llm.ipynb #831bafdf
-def compare_samplers(per_seed: pd.DataFrame, sampler: str, baseline: str = "random") -> pd.DataFrame:
-    "Per rate: mean and std over seeds of `sampler` and `baseline` (held-out perplexity), and 'won'/'lost' only beyond both spreads, else 'undecided'."
-    stats = per_seed.groupby(["sampler", "rate"]).heldout_ppl.agg(["mean", "std"])
+def compare_samplers(per_seed: pd.DataFrame, sampler: str, baseline: str = "random", learned_below: float = np.inf) -> pd.DataFrame:
+    "Per rate: mean and std over seeds of `sampler` and `baseline` (held-out perplexity), and 'won'/'lost' only beyond both spreads, else 'undecided' ('not learned' where a seed of either is >= `learned_below`)."
+    stats = per_seed.groupby(["sampler", "rate"]).heldout_ppl.agg(["mean", "std", "max"])
     a, b = stats.loc[sampler], stats.loc[baseline].reindex(stats.loc[sampler].index)
     spread = a["std"].fillna(np.inf) + b["std"].fillna(np.inf)   # one seed: an unknown spread, nothing decided
     difference = a["mean"] - b["mean"]
     verdict = np.where(difference < -spread, "won", np.where(difference > spread, "lost", "undecided"))
+    verdict = np.where(np.maximum(a["max"], b["max"]) >= learned_below, "not learned", verdict)
     return pd.DataFrame({"sampler": sampler, "rate": a.index, "ppl": a["mean"].to_numpy(), "ppl_std": a["std"].to_numpy(),
                          "baseline": baseline, "baseline_ppl": b["mean"].to_numpy(), "baseline_std": b["std"].to_numpy(),
                          "difference": difference.to_numpy(), "spread": spread.to_numpy(), "verdict": verdict})
@@ -471,7 +472,7 @@ def simulation_figure(results: pd.DataFrame, reference: dict[str, float], rate: 
     ax.plot(results.accuracy, results.heldout_ppl, marker="o", color="purple", label="simulated oracle judge")
     for (name, value), style in zip(reference.items(), ("--", ":", "-.", (0, (1, 3)))):
         ax.axhline(value, ls=style, color="grey", label=name)
-    ax.set(xlabel="oracle judge accuracy (simulated)", ylabel="final held-out perplexity",
+    ax.set(xlabel="oracle judge accuracy (simulated)", ylabel="test perplexity (best validation step)",
            title=f"SIMULATION: judge accuracy vs quality at a {rate:.0%} sample")
     ax.grid(True, alpha=0.3); ax.legend(fontsize=7)
     fig.tight_layout()

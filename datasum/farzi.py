@@ -31,9 +31,10 @@ from .text import LMConfig, TinyLM
 
 # %% auto #0
 __all__ = ['META_METHODS', 'MODELS', 'POOLS', 'DISTILL_SEQUENCES_EPILOG', 'summary_distributions', 'SoftSASRec', 'SoftLM',
-           'soft_cross_entropy', 'Learner', 'safe_sqrt', 'adam_step', 'train_adam', 'unrolled_adam', 'reverse_adam',
-           'MetaGradient', 'meta_gradient', 'autograd_memory', 'FarziError', 'FarziSummary', 'make_learner',
-           'real_windows', 'token_blocks', 'weight_pool', 'distill_sequences', 'fit_sasrec', 'fit_lm', 'add_arguments']
+           'soft_cross_entropy', 'Learner', 'safe_sqrt', 'adam_step', 'inner_gradient', 'train_adam', 'unrolled_adam',
+           'reverse_adam', 'Replay', 'MetaGradient', 'meta_gradient', 'autograd_memory', 'FarziError', 'FarziSummary',
+           'make_learner', 'real_windows', 'token_blocks', 'weight_pool', 'distill_sequences', 'fit_sasrec', 'fit_lm',
+           'add_arguments']
 
 # %% ../nbs/32_farzi.ipynb #3cedea4b
 def summary_distributions(latent: torch.Tensor, decoder: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -122,16 +123,21 @@ def adam_step(w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor
     return w - lr * correction / (1 - b1 ** t) * m / (safe_sqrt(v) + eps * correction), m, v
 
 # %% ../nbs/32_farzi.ipynb #dec122d7
+def inner_gradient(loss: Callable, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    "∇_w loss(w, x) without a graph, in float64 (the model runs in x's dtype)."
+    w_model = w.to(x.dtype).requires_grad_(True)
+    return torch.autograd.grad(loss(w_model, x.detach()), w_model)[0].to(torch.float64)
+
 def train_adam(loss: Callable, w0: torch.Tensor, x: torch.Tensor, lr: float, steps: int, b1: float = 0.9, b2: float = 0.999,
-               eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "`steps` Adam steps on `loss(w, x)` from `w0`, without a graph: the final weights and moments (float64; the model runs in x's dtype)."
+               eps: float = 1e-8, checkpoint_every: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    "`steps` Adam steps on `loss(w, x)` from `w0`, without a graph: the final weights and moments (float64), and {t: (w_t, m_t, v_t)} at every `checkpoint_every`-th step before the last."
     w = w0.detach().to(torch.float64)
     m, v = torch.zeros_like(w), torch.zeros_like(w)
+    checkpoints = {}
     for t in range(1, steps + 1):
-        w_model = w.to(x.dtype).requires_grad_(True)
-        g = torch.autograd.grad(loss(w_model, x.detach()), w_model)[0].to(torch.float64)
-        w, m, v = adam_step(w, m, v, g, t, lr, b1, b2, eps)
-    return w, m, v
+        w, m, v = adam_step(w, m, v, inner_gradient(loss, w, x), t, lr, b1, b2, eps)
+        if checkpoint_every and t % checkpoint_every == 0 and t < steps: checkpoints[t] = (w, m, v)
+    return w, m, v, checkpoints
 
 # %% ../nbs/32_farzi.ipynb #a12e4166
 def unrolled_adam(loss: Callable, w0: torch.Tensor, x: torch.Tensor, lr, steps: int, b1: float = 0.9, b2: float = 0.999,
@@ -145,11 +151,10 @@ def unrolled_adam(loss: Callable, w0: torch.Tensor, x: torch.Tensor, lr, steps: 
 
 # %% ../nbs/32_farzi.ipynb #ffb8db4a
 def reverse_adam(loss: Callable, w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, x: torch.Tensor, lr: float, steps: int,
-                 grad_w: torch.Tensor, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-                 second_moment: bool = True) -> tuple[torch.Tensor, torch.Tensor, float]:
-    "Gradients of f(w_T) w.r.t. the data x, w₀ and α, from the end state (w_T, m_T, v_T) and ∇f(w_T), in O(weights) memory."
-    state = [t.detach().to(torch.float64) for t in (w, m, v)]
-    w, m, v = state
+                 grad_w: torch.Tensor, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, second_moment: bool = True,
+                 states: Callable[[int], tuple] | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    "Gradients of f(w_T) w.r.t. the data x, w₀ and α from the end state (w_T, m_T, v_T) and ∇f(w_T); earlier states rebuilt by undoing Adam, or exact from `states(t)`."
+    w, m, v = (t.detach().to(torch.float64) for t in (w, m, v))
     dw, dm, dv = grad_w.detach().to(torch.float64).clone(), torch.zeros_like(w), torch.zeros_like(w)
     dx, dlr, x = torch.zeros_like(x), 0.0, x.detach()
     for t in range(steps, 0, -1):
@@ -157,7 +162,8 @@ def reverse_adam(loss: Callable, w: torch.Tensor, m: torch.Tensor, v: torch.Tens
         scale, denominator = correction / (1 - b1 ** t), safe_sqrt(v) + eps * correction
         direction = m / denominator
         dlr -= scale * float(dw @ direction)
-        w = w + lr * scale * direction
+        exact = None if states is None else states(t - 1)
+        w = w + lr * scale * direction if exact is None else exact[0]
         dm = dm - lr * scale / denominator * dw
         if second_moment:
             root = safe_sqrt(v)
@@ -169,24 +175,53 @@ def reverse_adam(loss: Callable, w: torch.Tensor, m: torch.Tensor, v: torch.Tens
         hw, hx = torch.autograd.grad(g, (w_model, x_model), grad_outputs=dg.to(g.dtype), allow_unused=True)
         dw = dw + hw.to(torch.float64)
         if hx is not None: dx = dx + hx
-        m, v = (m - (1 - b1) * g64) / b1, ((v - (1 - b2) * g64 * g64) / b2).clamp_min(0)
+        if exact is None: m, v = (m - (1 - b1) * g64) / b1, ((v - (1 - b2) * g64 * g64) / b2).clamp_min(0)
+        else: m, v = exact[1], exact[2]
         dm, dv = b1 * dm, b2 * dv
     return dx, dw, dlr
+
+# %% ../nbs/32_farzi.ipynb #51690d72
+class Replay:
+    "Exact inner states on demand: `replay(t)` is (w_t, m_t, v_t), replayed forward from the checkpoint at or before t (one segment held)."
+    def __init__(self, loss: Callable, w0: torch.Tensor, checkpoints: dict, x: torch.Tensor, lr: float, every: int,
+                 b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
+        w0 = w0.detach().to(torch.float64)
+        self.loss, self.x, self.lr, self.every, self.betas = loss, x.detach(), lr, every, (b1, b2, eps)
+        self.checkpoints = {0: (w0, torch.zeros_like(w0), torch.zeros_like(w0)), **checkpoints}
+        self.segment, self.peak_bytes = {}, 0
+
+    def __call__(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if t not in self.segment:
+            start = t // self.every * self.every
+            w, m, v = self.checkpoints[start]
+            self.segment = {start: (w, m, v)}
+            for step in range(start + 1, t + 1):
+                w, m, v = adam_step(w, m, v, inner_gradient(self.loss, w, self.x), step, self.lr, *self.betas)
+                self.segment[step] = (w, m, v)
+            self.peak_bytes = max(self.peak_bytes, sum(s.nbytes for k, state in self.segment.items() if k != start for s in state))
+        return self.segment[t]
+
+    @property
+    def checkpoint_bytes(self) -> int:
+        "Bytes of the checkpoints kept by the forward pass (step 0 is w₀, which the caller holds anyway)."
+        return sum(s.nbytes for k, state in self.checkpoints.items() if k for s in state)
 
 # %% ../nbs/32_farzi.ipynb #42c27d74
 META_METHODS = ("reverse", "unrolled", "slides")
 
 @dataclass
 class MetaGradient:
-    "The outer loss f(w_T) and its gradients with respect to the summary, the initial weights and the inner learning rate."
+    "The outer loss f(w_T) and its gradients with respect to the summary, the initial weights and the inner learning rate; the bytes of the exact states kept."
     loss: float
     data: torch.Tensor
     weights: torch.Tensor
     lr: float
+    state_bytes: int = 0
 
 def meta_gradient(learner: Learner, w0: torch.Tensor, distributions: torch.Tensor, lr: float, steps: int, inputs: torch.Tensor,
-                  targets: torch.Tensor, method: str = "reverse", b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> MetaGradient:
-    "The real-data loss after `steps` inner Adam steps on `distributions` from `w0`, and its gradients by `method`."
+                  targets: torch.Tensor, method: str = "reverse", b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                  checkpoint_every: int | None = None) -> MetaGradient:
+    "The real-data loss after `steps` inner Adam steps on `distributions` from `w0`, and its gradients by `method` (reversals: exact states from a checkpoint every ⌈√T⌉ steps by default, `checkpoint_every=0` rebuilds them)."
     if method not in META_METHODS: raise ValueError(f"method must be one of {', '.join(META_METHODS)}, got {method!r}")
     x = distributions.detach()
     if method == "unrolled":
@@ -195,12 +230,15 @@ def meta_gradient(learner: Learner, w0: torch.Tensor, distributions: torch.Tenso
         f = learner.real_loss(unrolled_adam(learner.summary_loss, wg, xg, lrg, steps, b1, b2, eps), inputs, targets)
         gx, gw, glr = torch.autograd.grad(f, (xg, wg, lrg))
         return MetaGradient(float(f.detach()), gx, gw.to(torch.float64), float(glr))
-    wT, mT, vT = train_adam(learner.summary_loss, w0, x, lr, steps, b1, b2, eps)
+    every = math.isqrt(max(steps, 1) - 1) + 1 if checkpoint_every is None else checkpoint_every
+    wT, mT, vT, kept = train_adam(learner.summary_loss, w0, x, lr, steps, b1, b2, eps, every)
+    states = Replay(learner.summary_loss, w0, kept, x, lr, every, b1, b2, eps) if every else None
     w_model = wT.to(x.dtype).requires_grad_(True)
     f = learner.real_loss(w_model, inputs, targets)
     grad_w = torch.autograd.grad(f, w_model)[0]
-    gx, gw, glr = reverse_adam(learner.summary_loss, wT, mT, vT, x, lr, steps, grad_w, b1, b2, eps, second_moment=method == "reverse")
-    return MetaGradient(float(f.detach()), gx, gw, glr)
+    gx, gw, glr = reverse_adam(learner.summary_loss, wT, mT, vT, x, lr, steps, grad_w, b1, b2, eps,
+                               second_moment=method == "reverse", states=states)
+    return MetaGradient(float(f.detach()), gx, gw, glr, 0 if states is None else states.checkpoint_bytes + states.peak_bytes)
 
 # %% ../nbs/32_farzi.ipynb #2cff409d
 class _Held:
@@ -337,17 +375,20 @@ def distill_sequences(sequences: Sequence[np.ndarray], n_sequences: int, length:
                       model: str = "sasrec", dim: int = 32, blocks: int = 1, heads: int = 1, latent_dim: int = 8,
                       temperature: float = 1.0, steps: int = 100, inner_steps: int = 10, lr: float = 0.01, inner_lr: float = 0.01,
                       real_batch: int = 256, pool: str = "random", pool_size: int = 4, pretrain_steps: int = 100,
-                      method: str = "reverse", dtype: torch.dtype = torch.float32, ids: Sequence | None = None, seed: int = 0,
+                      method: str = "reverse", checkpoint_every: int | None = None, dtype: torch.dtype = torch.float32, ids: Sequence | None = None, seed: int = 0,
                       save_every: int = 10, checkpoint: str | Path | None = None, progress: bool = False,
                       threads: int | None = None) -> FarziSummary:
     "Distil `sequences` (arrays of indices into a vocabulary) into `n_sequences` synthetic sequences of `length` distributions (Farzi)."
     from tqdm.auto import tqdm
     vocabulary = _check_sequences(sequences, n_sequences, length, vocabulary)
     if method not in META_METHODS: raise FarziError(f"method must be one of {', '.join(META_METHODS)}, got {method!r}")
+    if checkpoint_every is not None and checkpoint_every < 0:
+        raise FarziError(f"checkpoint_every must be >= 0 (0: rebuild the inner states, None: every ceil(sqrt(T)) steps), got {checkpoint_every}")
     settings = dict(n=int(n_sequences), length=int(length), vocabulary=vocabulary, model=model, dim=dim, blocks=blocks, heads=heads,
                     latent_dim=latent_dim, temperature=float(temperature), steps=int(steps), inner_steps=int(inner_steps), lr=float(lr),
                     inner_lr=float(inner_lr), real_batch=int(real_batch), pool=pool, pool_size=int(pool_size),
                     pretrain_steps=int(pretrain_steps), method=method, dtype=str(dtype), seed=int(seed), version=1)
+    settings["checkpoint_every"] = "auto" if checkpoint_every is None else int(checkpoint_every)
     path = None if checkpoint is None else Path(checkpoint)
     key = _run_key(sequences, settings)
     with torch_session(seed, threads):
@@ -368,7 +409,7 @@ def distill_sequences(sequences: Sequence[np.ndarray], n_sequences: int, length:
             parameters = outer.to(dtype).requires_grad_(True)
             latent, decoder = parameters[:shape[0]].view(n_sequences, length, latent_dim), parameters[shape[0]:].view(latent_dim, vocabulary)
             D = summary_distributions(latent, decoder, temperature)
-            result = meta_gradient(learner, w0, D, inner_lr, inner_steps, inputs[rows], targets[rows], method)
+            result = meta_gradient(learner, w0, D, inner_lr, inner_steps, inputs[rows], targets[rows], method, checkpoint_every=checkpoint_every)
             if not (math.isfinite(result.loss) and torch.isfinite(result.data).all()):
                 raise FarziError(f"the meta-gradient became NaN at step {step} (reversing Adam in float32 loses precision as (1/beta1)^T: try dtype=torch.float64, fewer inner_steps or a smaller inner_lr)")
             grad = torch.autograd.grad(D, parameters, grad_outputs=result.data.to(D.dtype))[0].to(torch.float64)

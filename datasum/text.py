@@ -291,8 +291,8 @@ def _adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam
 def train(model: nn.Module, tokens: np.ndarray, budget: int, eval_tokens: np.ndarray | None = None, batch_size: int = 16,
           block_size: int | None = None, lr: float = 3e-3, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.1,
           weight_decay: float = 0.1, n_evals: int = 10, eval_max_tokens: int | None = 32768, seed: int = 0,
-          progress: bool = False, threads: int | None = None) -> pd.DataFrame:
-    "Train `model` on random windows of `tokens` for `budget` tokens (cosine schedule); return the history."
+          keep_best: bool = False, progress: bool = False, threads: int | None = None) -> pd.DataFrame:
+    "Train `model` on random windows of `tokens` for `budget` tokens (cosine schedule); return the history (`keep_best`: end with the weights of the lowest `eval_ppl`)."
     from tqdm.auto import tqdm
     block_size = block_size or model.config.block_size
     tokens = torch.from_numpy(np.asarray(tokens, np.int64))
@@ -302,13 +302,15 @@ def train(model: nn.Module, tokens: np.ndarray, budget: int, eval_tokens: np.nda
     optimizer = _adamw(model, lr, weight_decay)
     eval_at = set(np.unique(np.linspace(0, steps, n_evals + 1).round().astype(int)).tolist()) if eval_tokens is not None else set()
     offsets = torch.arange(block_size)
-    history, running = [], float("nan")
+    history, running, best = [], float("nan"), (math.inf, None)
     model.train()
     with torch_session(seed, threads) as generator:
         for step in tqdm(range(steps + 1), disable=not progress, desc="train", leave=False):
             if step in eval_at:
                 history.append({"step": step, "tokens": step * batch_size * block_size, "lr": cosine_lr(min(step, steps - 1), steps, lr, warmup, min_lr_ratio),
                                 "train_loss": running, "eval_ppl": perplexity(model, eval_tokens, block_size, max_tokens=eval_max_tokens)})
+                if keep_best and history[-1]["eval_ppl"] < best[0]:
+                    best = (history[-1]["eval_ppl"], {name: value.detach().clone() for name, value in model.state_dict().items()})
             if step == steps: break
             for group in optimizer.param_groups: group["lr"] = cosine_lr(step, steps, lr, warmup, min_lr_ratio)
             starts = torch.randint(0, len(tokens) - block_size, (batch_size,), generator=generator)
@@ -319,6 +321,7 @@ def train(model: nn.Module, tokens: np.ndarray, budget: int, eval_tokens: np.nda
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             running = loss.item() if math.isnan(running) else 0.9 * running + 0.1 * loss.item()
+    if best[1] is not None: model.load_state_dict(best[1])
     if not history: history.append({"step": steps, "tokens": steps * batch_size * block_size, "lr": float("nan"),
                                     "train_loss": running, "eval_ppl": float("nan")})
     return pd.DataFrame(history)

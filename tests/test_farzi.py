@@ -40,9 +40,10 @@ def relative(a, b):
 
 @pytest.mark.parametrize("model", ["sasrec", "lm"])
 @pytest.mark.parametrize("steps", [2, 3, 8])
-def test_reverse_adam_equals_unrolled_autodiff(model, steps):
+@pytest.mark.parametrize("checkpoint_every", [None, 0, 3])
+def test_reverse_adam_equals_unrolled_autodiff(model, steps, checkpoint_every):
     learner, w0, D, inputs, targets = problem(model)
-    ours = meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method="reverse")
+    ours = meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method="reverse", checkpoint_every=checkpoint_every)
     exact = meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method="unrolled")
     assert ours.loss == pytest.approx(exact.loss, rel=1e-12)
     assert relative(ours.data, exact.data) < 1e-8
@@ -156,7 +157,7 @@ def test_bad_inputs(sequences, n, length, vocabulary, message):
 
 
 @pytest.mark.parametrize("option, message", [({"model": "gru"}, "model must be one of"), ({"pool": "best"}, "pool must be one of"),
-                                             ({"method": "naive"}, "method must be one of")])
+                                             ({"method": "naive"}, "method must be one of"), ({"checkpoint_every": -1}, "checkpoint_every must be >= 0")])
 def test_bad_options(option, message):
     with pytest.raises(FarziError, match=message):
         distill_sequences(SEQUENCES, 2, 5, **(FAST | option))
@@ -164,11 +165,31 @@ def test_bad_options(option, message):
 
 def test_reverse_memory_is_flat_in_T():
     learner, w0, D, inputs, targets = problem()
-    def peak(method, steps):
-        with autograd_memory() as memory: meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method)
-        return memory["peak"]
-    assert peak("reverse", 16) < 1.05 * peak("reverse", 4)
+    def peak(method, steps, every=None):
+        with autograd_memory() as memory: result = meta_gradient(learner, w0, D, 1e-3, steps, inputs, targets, method, checkpoint_every=every)
+        return memory["peak"] + result.state_bytes
+    assert peak("reverse", 16, every=0) < 1.05 * peak("reverse", 4, every=0)
     assert peak("unrolled", 16) > 3 * peak("unrolled", 4)
+    w_bytes = 3 * w0.numel() * 8   # one exact state: w, m, v in float64
+    assert peak("reverse", 16) - peak("reverse", 16, every=0) == (16 // 4 - 1 + 4 - 1) * w_bytes   # 3 checkpoints, a segment of 3 new states
+
+
+def test_replay_gives_the_forward_states():
+    learner, w0, D, *_ = problem()
+    _, _, _, kept = farzi.train_adam(learner.summary_loss, w0, D, 1e-2, 10, checkpoint_every=4)
+    assert sorted(kept) == [4, 8]
+    replay = farzi.Replay(learner.summary_loss, w0, kept, D, 1e-2, 4)
+    for t in (9, 6, 5, 2, 0):
+        forward = farzi.train_adam(learner.summary_loss, w0, D, 1e-2, t)[:3]
+        assert all(torch.equal(a, b) for a, b in zip(replay(t), forward))
+
+
+def test_exact_states_hold_on_long_loops_where_rebuilt_ones_drift():
+    learner, w0, D, inputs, targets = problem(n_items=20, length=6, n=3)
+    exact = meta_gradient(learner, w0, D, 1e-2, 96, inputs, targets, method="unrolled")
+    ours, rebuilt = (meta_gradient(learner, w0, D, 1e-2, 96, inputs, targets, checkpoint_every=every) for every in (None, 0))
+    assert relative(ours.data, exact.data) < 1e-8
+    assert relative(rebuilt.data, exact.data) > 100 * relative(ours.data, exact.data)
 
 
 # The text path: a token stream cut into blocks, distilled for the tiny LM, which trains on the summary.
