@@ -38,11 +38,11 @@ from .text import EOS, as_text, content_hash, lm_nll
 __all__ = ['PROMPT', 'DTYPES', 'SMOLLM2', 'SMOLLM2_FILE', 'SCORERS', 'OUTPUT_FORMATS', 'SCORE_COLUMNS', 'EXAMPLES',
            'ask_llm_prompt', 'hf_tokenizer', 'tiny_judge', 'pad_batch', 'p_yes', 'model_dtype', 'ask_llm_key',
            'fit_prompt', 'AskLLM', 'perplexity_key', 'PerplexityScorer', 'RandomScorer', 'sample_rate', 'native_bf16',
-           'resolve_dtype', 'ScoreCache', 'fetch_judge', 'judge_source', 'load_judge', 'make_scorer', 'tier_separation',
-           'convergence_figure', 'rate_figure', 'compare_samplers', 'oracle_scores', 'simulation_figure',
-           'rank_correlations', 'correlation_figure', 'acceptance_rates', 'acceptance_figure', 'read_documents',
-           'output_format', 'write_scores', 'read_scores', 'LazyScorer', 'judge_key', 'lazy_scorer', 'check_scorer',
-           'score_table', 'resumed_scores', 'score_file', 'add_arguments']
+           'resolve_dtype', 'ScoreCache', 'fetch_judge', 'judge_source', 'load_judge', 'make_scorer', 'scale_judge',
+           'tier_separation', 'convergence_figure', 'rate_figure', 'compare_samplers', 'oracle_scores',
+           'simulation_figure', 'rank_correlations', 'correlation_figure', 'acceptance_rates', 'acceptance_figure',
+           'read_documents', 'output_format', 'write_scores', 'read_scores', 'LazyScorer', 'judge_key', 'lazy_scorer',
+           'check_scorer', 'score_table', 'resumed_scores', 'score_file', 'add_arguments']
 
 # %% ../nbs/20_ask_llm.ipynb #42e9aae1
 PROMPT = """###
@@ -390,6 +390,18 @@ def make_scorer(name: str, model: str = "smollm2", batch_size: int = 8, max_doc_
     loaded, tokenizer, model_id = load_judge(model, dtype)
     if name == "ask-llm": return AskLLM(loaded, tokenizer, batch_size=batch_size, max_doc_tokens=max_doc_tokens, model_id=model_id, dtype=dtype)
     return PerplexityScorer(loaded, tokenizer, batch_size=batch_size, model_id=model_id)
+
+# %% ../nbs/20_ask_llm.ipynb #7c6721d0
+def scale_judge(knobs, seed: int = 0, texts: Sequence[str] = ()) -> tuple["AskLLM", str, "ScoreCache | bool"]:
+    "The Ask-LLM judge a scale's knobs name, its label for figures and its score cache ('tiny-random': a random-init tiny Llama, no cache)."
+    if knobs.judge == "tiny-random":
+        model, tokenizer = tiny_judge("causal", seed=seed, texts=list(texts)[:200])
+        judge = AskLLM(model, tokenizer, batch_size=knobs.judge_batch_size, max_doc_tokens=knobs.max_doc_tokens,
+                       model_id=f"tiny-random-llama-seed{seed}", dtype=knobs.judge_dtype)
+        return judge, "random-init tiny Llama (mechanism only, scores meaningless)", False
+    judge = make_scorer("ask-llm", knobs.judge, batch_size=knobs.judge_batch_size, max_doc_tokens=knobs.max_doc_tokens, dtype=knobs.judge_dtype)
+    name = "SmolLM2-135M-Instruct" if knobs.judge == "smollm2" else Path(knobs.judge).name
+    return judge, f"{name}, {str(judge.dtype).removeprefix('torch.')}", ScoreCache(cache_dir() / "scores" / f"ask-llm-{judge.key}")
 
 # %% ../nbs/20_ask_llm.ipynb #9cceb2f8
 def tier_separation(quality: Sequence[str], scores: dict[str, np.ndarray]) -> pd.DataFrame:

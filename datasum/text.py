@@ -36,8 +36,8 @@ from .assets import AssetError, Package, fetch_package
 __all__ = ['JUNK_KINDS', 'HELDOUT_SOURCES', 'POOL_COLUMNS', 'EOS', 'TEXT_SOURCES', 'POOL_VERSION', 'as_text', 'content_hash',
            'chunk_text', 'normalized_key', 'mark_duplicates', 'corrupt', 'heldout_split', 'cap_per_source',
            'junk_documents', 'assemble_pool', 'pool_from_documents', 'train_tokenizer', 'encode_documents', 'LMConfig',
-           'TinyLM', 'perplexity', 'cosine_lr', 'train', 'lm_nll', 'deb_root', 'archive_members', 'TextSource',
-           'build_pool', 'training_figure']
+           'TinyLM', 'perplexity', 'window_targets', 'unigram_perplexity', 'cosine_lr', 'train', 'heldout_halves',
+           'train_and_test', 'lm_nll', 'deb_root', 'archive_members', 'TextSource', 'build_pool', 'training_figure']
 
 # %% ../nbs/05_text.ipynb #c3991bd8
 def as_text(document: str | bytes | bytearray) -> str:
@@ -273,6 +273,17 @@ def perplexity(model: nn.Module, tokens: np.ndarray, block_size: int | None = No
     model.train(was_training)
     return math.exp(total / n)
 
+# %% ../nbs/05_text.ipynb #3ba7b305
+def window_targets(tokens: np.ndarray, block_size: int, max_tokens: int | None = None) -> np.ndarray:
+    "The tokens `perplexity` predicts: the targets of the non-overlapping `block_size` windows of `tokens[:max_tokens]`."
+    tokens = np.asarray(tokens, np.int64)[:max_tokens]
+    return tokens[1:(len(tokens) - 1) // block_size * block_size + 1]
+
+def unigram_perplexity(train_tokens: np.ndarray, targets: np.ndarray, vocab_size: int) -> float:
+    "Perplexity on `targets` of the add-one smoothed unigram model of `train_tokens`: the floor a trained LM must clear."
+    counts = np.bincount(np.asarray(train_tokens, np.int64), minlength=vocab_size) + 1.0
+    return float(np.exp(-np.mean(np.log(counts / counts.sum())[np.asarray(targets, np.int64)])))
+
 # %% ../nbs/05_text.ipynb #82af75a9
 def cosine_lr(step: int, total: int, lr: float, warmup: int, min_lr_ratio: float = 0.1) -> float:
     "Learning rate at `step`: linear warm-up for `warmup` steps, then cosine decay to `min_lr_ratio * lr`."
@@ -325,6 +336,19 @@ def train(model: nn.Module, tokens: np.ndarray, budget: int, eval_tokens: np.nda
     if not history: history.append({"step": steps, "tokens": steps * batch_size * block_size, "lr": float("nan"),
                                     "train_loss": running, "eval_ppl": float("nan")})
     return pd.DataFrame(history)
+
+# %% ../nbs/05_text.ipynb #e31efc9a
+def heldout_halves(heldout: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The held-out documents in a seeded random order, halved: (validation, test)."
+    order = rng(seed, "heldout-order").permutation(len(heldout))
+    return heldout.iloc[order[:len(order) // 2]], heldout.iloc[order[len(order) // 2:]]
+
+def train_and_test(config: LMConfig, tokens: np.ndarray, budget: int, validation_tokens: np.ndarray, test_tokens: np.ndarray,
+                   seed: int = 0, **train_args) -> tuple[TinyLM, pd.DataFrame, float]:
+    "A fresh `TinyLM(config)` (initialised with `seed`) trained on `tokens` for `budget` tokens and kept at its best validation perplexity: (model, history, test perplexity)."
+    with torch_session(seed): model = TinyLM(config)
+    history = train(model, tokens, budget, eval_tokens=validation_tokens, seed=seed, keep_best=True, **train_args)
+    return model, history, perplexity(model, test_tokens, config.block_size, max_tokens=train_args.get("eval_max_tokens", 32768))
 
 # %% ../nbs/05_text.ipynb #87914ad0
 def _nll_inputs(model: nn.Module, tokenizer, texts: Sequence[str], max_tokens: int | None) -> tuple[list[list[int]], int]:

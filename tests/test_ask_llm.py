@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.stats import kendalltau
 
 from datasum.ask_llm import (PROMPT, AskLLM, PerplexityScorer, RandomScorer, ScoreCache, ask_llm_prompt, load_judge, native_bf16,
-                             oracle_scores, rank_correlations, read_documents, resolve_dtype, sample_rate, tiny_judge)
+                             oracle_scores, rank_correlations, read_documents, resolve_dtype, sample_rate, scale_judge, tiny_judge)
 from datasum.reproduce import main
 
 # Typed from the paper (arXiv 2402.09668 v1, Fig. 3), independently of the module.
@@ -113,6 +113,15 @@ def test_tiny_judge_needs_no_files(tmp_path, monkeypatch):
     scores = AskLLM(model, tokenizer, max_length=128).score(DOCS[:2], cache=False)
     assert scores.shape == (2,)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.parquet"))
+
+
+def test_the_smoke_scales_judge_is_the_tiny_one_without_a_cache(tmp_path, monkeypatch):
+    from datasum.config import settings
+    monkeypatch.setenv("DATASUM_CACHE", str(tmp_path / "cache"))
+    judge, label, cache = scale_judge(settings("ask_llm", "smoke"), seed=3, texts=DOCS)
+    again, _, _ = scale_judge(settings("ask_llm", "smoke"), seed=3, texts=DOCS)
+    assert cache is False and "meaningless" in label and judge.model_id == "tiny-random-llama-seed3"
+    np.testing.assert_array_equal(judge.score(DOCS, cache=False), again.score(DOCS, cache=False))   # the seed fixes the judge
 
 
 def test_empty_long_and_non_utf8_documents(judge):

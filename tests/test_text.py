@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from datasum.config import torch_session
 from datasum.text import (EOS, LMConfig, TinyLM, as_text, chunk_text, content_hash, corrupt, cosine_lr, encode_documents,
-                          lm_nll, mark_duplicates, normalized_key, perplexity, pool_from_documents, train, train_tokenizer)
+                          heldout_halves, lm_nll, mark_duplicates, normalized_key, perplexity, pool_from_documents, train,
+                          train_and_test, train_tokenizer, unigram_perplexity, window_targets)
 
 
 def test_non_utf8_bytes_become_replacement_characters():
@@ -91,6 +92,62 @@ def test_training_is_reproducible_from_the_seed(tiny_corpus):
         with torch_session(1): model = TinyLM(LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=8, n_layer=1, n_head=2, n_embd=16))
         runs.append(train(model, stream, budget=10 * 4 * 8, eval_tokens=stream[:100], batch_size=4, n_evals=2, seed=7))
     pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=60), st.lists(st.integers(0, 6), min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_unigram_perplexity_is_the_add_one_model_in_float64(train_tokens, targets):
+    counts = {t: train_tokens.count(t) for t in range(7)}
+    log_likelihood = sum(math.log((counts[t] + 1) / (len(train_tokens) + 7)) for t in targets)
+    assert unigram_perplexity(train_tokens, targets, 7) == pytest.approx(math.exp(-log_likelihood / len(targets)), rel=1e-12)
+
+
+@given(st.integers(2, 200), st.integers(1, 17), st.one_of(st.none(), st.integers(2, 200)))
+@settings(max_examples=100, deadline=None)
+def test_window_targets_are_what_perplexity_predicts(length, block, max_tokens):
+    tokens = np.arange(length)
+    kept = tokens[:max_tokens]
+    targets = window_targets(tokens, block, max_tokens)
+    assert len(targets) % block == 0 and len(kept) - 1 - block < len(targets) <= len(kept) - 1
+    assert (targets == kept[1:len(targets) + 1]).all()   # each window's inputs shifted by one
+
+
+class _CountingLM(torch.nn.Module):
+    "A stand-in model whose loss records the targets it was asked to predict."
+    def __init__(self, block):
+        super().__init__(); self.config, self.seen, self.weight = LMConfig(block_size=block), [], torch.nn.Parameter(torch.zeros(1))
+    def forward(self, x, y):
+        self.seen.append(y.reshape(-1)); return None, self.weight.sum() + 1.0
+
+
+@pytest.mark.parametrize("length, block, max_tokens", [(41, 8, None), (41, 8, 20), (100, 7, 64)])
+def test_perplexity_scores_exactly_the_window_targets(length, block, max_tokens):
+    model = _CountingLM(block)
+    perplexity(model, np.arange(length), block, batch_size=3, max_tokens=max_tokens)
+    assert torch.cat(model.seen).tolist() == window_targets(np.arange(length), block, max_tokens).tolist()
+
+
+@given(st.integers(0, 40), st.integers(0, 5))
+@settings(max_examples=40, deadline=None)
+def test_heldout_halves_partition_the_documents_the_same_way_for_a_seed(n, seed):
+    frame = pd.DataFrame({"text": [f"d{i}" for i in range(n)]}, index=np.arange(n) * 3)
+    validation, test = heldout_halves(frame, seed)
+    assert sorted(validation.index.tolist() + test.index.tolist()) == frame.index.tolist()
+    assert len(validation) == n // 2 and len(test) == n - n // 2
+    assert heldout_halves(frame, seed)[0].index.tolist() == validation.index.tolist()
+
+
+def test_train_and_test_keeps_the_best_validation_weights_and_scores_them_on_test(tiny_corpus):
+    docs, tokenizer = tiny_corpus
+    stream, other = encode_documents(tokenizer, docs * 20), encode_documents(tokenizer, docs[::-1] * 5)
+    config = LMConfig(vocab_size=tokenizer.get_vocab_size(), block_size=16, n_layer=1, n_head=2, n_embd=32)
+    model, history, test_ppl = train_and_test(config, stream, 40 * 8 * 16, other[:300], stream[:300], seed=2, batch_size=8,
+                                              lr=1e-2, n_evals=4, eval_max_tokens=300)
+    assert perplexity(model, other[:300], 16) == pytest.approx(history.eval_ppl.min(), rel=1e-5)
+    assert test_ppl == pytest.approx(perplexity(model, stream[:300], 16), rel=1e-6)
+    again = train_and_test(config, stream, 40 * 8 * 16, other[:300], stream[:300], seed=2, batch_size=8, lr=1e-2, n_evals=4,
+                           eval_max_tokens=300)
+    assert again[2] == test_ppl   # the seed fixes the initial weights and the batches
 
 
 def test_training_rejects_a_stream_shorter_than_the_context():
